@@ -1,0 +1,65 @@
+"""Stage 4 — verdict: turn crop scores into one probability per video, and say how.
+
+Default ("track-max"): average each face track's crops, then take the most suspicious track, so
+a single swapped face among several real ones is not diluted. "mean": all crops averaged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+AGGREGATES = ("track-max", "mean")
+MIN_TRACK_SHARE = 0.1  # a track seen in fewer than this share of sampled frames is a passer-by
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    track: int
+    n_crops: int
+    p_fake: float  # mean of the track's crop scores
+    counted: bool  # False for passer-by tracks too short to trust
+
+
+@dataclass(frozen=True)
+class Verdict:
+    p_fake: float
+    label: str  # "FAKE" or "REAL"
+    aggregate: str
+    threshold: float
+    tracks: list[TrackScore]
+    reason: str  # one sentence a person can read back
+
+
+def aggregate(scores: np.ndarray, tracks: list[int], n_frames: int, threshold: float,
+              method: str = "track-max") -> Verdict:
+    """The video's p_fake from crop scores and each crop's track id (at least one crop)."""
+    if method not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {method!r}; choose from {', '.join(AGGREGATES)}")
+    scores = np.asarray(scores, np.float64)
+    ids = np.asarray(tracks)
+    min_crops = max(1, int(np.ceil(MIN_TRACK_SHARE * n_frames)))
+    longest = max(int(np.sum(ids == t)) for t in set(tracks))
+    per_track = [
+        TrackScore(int(t), int(np.sum(ids == t)), float(scores[ids == t].mean()),
+                   counted=int(np.sum(ids == t)) >= min(min_crops, longest))
+        for t in sorted(set(tracks))
+    ]
+    counted = [t for t in per_track if t.counted]
+    if method == "mean":
+        p_fake = float(scores.mean())
+        reason = f"mean of all {len(scores)} face crops"
+    elif len(counted) == 1:
+        p_fake = counted[0].p_fake
+        reason = f"mean of {counted[0].n_crops} crops of the one face track"
+    else:
+        top = max(counted, key=lambda t: t.p_fake)
+        p_fake = top.p_fake
+        reason = (f"most suspicious of {len(counted)} face tracks: track {top.track} "
+                  f"({top.n_crops} crops, mean {top.p_fake:.3f})")
+    skipped = len(per_track) - len(counted)
+    if skipped and method != "mean":
+        reason += f"; {skipped} track(s) seen in fewer than {min_crops} frames ignored"
+    label = "FAKE" if p_fake >= threshold else "REAL"
+    reason += f"; {p_fake:.3f} {'≥' if label == 'FAKE' else '<'} threshold {threshold:.3f} → {label}"
+    return Verdict(p_fake, label, method, threshold, per_track, reason)

@@ -1,0 +1,410 @@
+"""Readers for labelled deepfake video collections, and a train/validation split by identity.
+
+Every reader returns a flat, path-sorted list of `LabelledVideo`, so training and evaluation
+code never needs to know which dataset layout the videos came from.
+
+Each video also carries the source identities it shows. Deepfake datasets reuse the same
+people across many clips (FaceForensics++ `183_253` is target 183 wearing source 253's face,
+and `183` is its original), so a split by file leaks faces from training into validation and
+inflates the validation score. `split_by_identity` keeps every identity on one side.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.video import VIDEO_EXTENSIONS
+
+
+REAL, FAKE = 0, 1
+
+
+@dataclass(frozen=True)
+class LabelledVideo:
+    """One labelled clip, with the identities the split must keep together."""
+
+    path: Path  # absolute path of the video (or image) file
+    label: int  # 1 = fake, 0 = real
+    dataset: str  # "FF++", "Celeb-DF", "DFDC", "folder", or the manifest's dataset column
+    method: str  # manipulation method ("Deepfakes", "Face2Face", ...); "real" for reals
+    identities: tuple[str, ...]  # source identities this clip shows
+
+
+# --- identities from file names --------------------------------------------------------------
+
+_FF_NAME = re.compile(r"(\d+)(?:_(\d+))?")  # 183 (original) or 183_253 (target_source)
+_DFD_FAKE = re.compile(r"(\d{2})_(\d{2})__[a-z][a-z0-9_]*__[A-Z0-9]+")  # 01_11__scene__CODE
+_DFD_REAL = re.compile(r"(\d{2})__[a-z][a-z0-9_]*")  # 01__scene
+
+
+def _name_identities(stem: str) -> tuple[str, ...]:
+    """Identities from a FaceForensics++ / DeepFakeDetection file stem, else the stem itself.
+
+    Only the trailing `__`-separated tokens are read, so prefixed names such as
+    `FFPP__repo__Deepfakes__183_253` resolve like plain `183_253`.
+    """
+    tokens = stem.split("__")
+    if match := _FF_NAME.fullmatch(tokens[-1]):
+        return tuple(f"ff:{number}" for number in match.groups() if number is not None)
+    if match := _DFD_FAKE.fullmatch("__".join(tokens[-3:])):
+        return tuple(f"dfd:{actor}" for actor in match.groups())
+    if match := _DFD_REAL.fullmatch("__".join(tokens[-2:])):
+        return (f"dfd:{match.group(1)}",)
+    return (stem,)
+
+
+def _celeb_identities(stem: str) -> tuple[str, ...]:
+    """`id0_0000` shows celebrity id0; the synthesis `id0_id16_0000` shows id0 and id16."""
+    celebrities = [part for part in stem.split("_") if re.fullmatch(r"id\d+", part)]
+    return tuple(f"celeb:{c}" for c in celebrities) or (f"celeb:{stem}",)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _videos_under(folder: Path) -> list[Path]:
+    """Video files anywhere below `folder` (none if it does not exist)."""
+    return sorted(p for p in folder.rglob("*") if _is_video(p))
+
+
+def _parse_label(text: str, where: str) -> int:
+    """Accept the spellings datasets use: real/fake in any case, or 0/1 (1 = fake)."""
+    labels = {"real": REAL, "0": REAL, "fake": FAKE, "1": FAKE}
+    try:
+        return labels[str(text).strip().lower()]
+    except KeyError:
+        raise ValueError(f"{where}: label {text!r} is not one of real/fake/0/1") from None
+
+
+def _by_path(videos: Iterable[LabelledVideo]) -> list[LabelledVideo]:
+    return sorted(videos, key=lambda v: v.path)
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+def read_faceforensics(root: Path) -> list[LabelledVideo]:
+    """FaceForensics++: `original_sequences/<youtube|actors>/<compression>/videos/*` are real,
+    `manipulated_sequences/<method>/<compression>/videos/*` are fake.
+
+    Mask videos (`<method>/masks/videos`) are skipped: they are not faces.
+    """
+    root = Path(root).resolve()
+    videos = [
+        LabelledVideo(p, REAL, "FF++", "real", _name_identities(p.stem))
+        for p in root.glob("original_sequences/*/*/videos/*")
+        if _is_video(p)
+    ]
+    videos += [
+        LabelledVideo(p, FAKE, "FF++", p.parts[-4], _name_identities(p.stem))
+        for p in root.glob("manipulated_sequences/*/*/videos/*")
+        if _is_video(p) and p.parts[-3] != "masks"
+    ]
+    return _by_path(videos)
+
+
+def read_celebdf(root: Path) -> list[LabelledVideo]:
+    """Celeb-DF (v1/v2): `Celeb-real/` and `YouTube-real/` are real, `Celeb-synthesis/` fake."""
+    root = Path(root).resolve()
+    videos = [
+        LabelledVideo(p, REAL, "Celeb-DF", "real", _celeb_identities(p.stem))
+        for p in _videos_under(root / "Celeb-real")
+    ]
+    videos += [
+        LabelledVideo(p, REAL, "Celeb-DF", "real", (f"yt:{p.stem}",))
+        for p in _videos_under(root / "YouTube-real")
+    ]
+    videos += [
+        LabelledVideo(p, FAKE, "Celeb-DF", "Celeb-synthesis", _celeb_identities(p.stem))
+        for p in _videos_under(root / "Celeb-synthesis")
+    ]
+    return _by_path(videos)
+
+
+def celebdf_test_list(root: Path) -> set[Path]:
+    """Absolute paths of Celeb-DF's official test videos, for `split_by_identity(val_paths=...)`.
+
+    `List_of_testing_videos.txt` lines read `<1|0> <relative path>`; there 1 means REAL, the
+    opposite of this module's convention, so the flag is checked but not used as a label.
+    """
+    root = Path(root).resolve()
+    list_path = root / "List_of_testing_videos.txt"
+    paths = set()
+    for line_no, line in enumerate(list_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        flag, _, relative = line.strip().partition(" ")
+        if flag not in {"0", "1"} or not relative.strip():
+            raise ValueError(f"{list_path}:{line_no}: expected '<1|0> <path>', got {line!r}")
+        paths.add(root / relative.strip())
+    return paths
+
+
+def read_dfdc(root: Path) -> list[LabelledVideo]:
+    """DFDC: every folder below `root` with a `metadata.json` (one per downloaded part).
+
+    A fake shows the person of the real video it was made from (`original`), so it takes
+    that video's name as identity. Entries whose file is not on disk are skipped, so partly
+    downloaded parts still work.
+    """
+    root = Path(root).resolve()
+    videos = []
+    for metadata_path in sorted(root.rglob("metadata.json")):
+        for name, entry in json.loads(metadata_path.read_text()).items():
+            path = metadata_path.parent / name
+            if not _is_video(path):
+                continue
+            label = _parse_label(entry.get("label", ""), where=f"{metadata_path} [{name}]")
+            source = (entry.get("original") if label == FAKE else None) or name
+            method = "DFDC" if label == FAKE else "real"
+            identity = f"dfdc:{Path(source).stem}"
+            videos.append(LabelledVideo(path, label, "DFDC", method, (identity,)))
+    return _by_path(videos)
+
+
+def _label_folders(root: Path) -> list[tuple[Path, int]]:
+    """`real/` and `fake/` children of `root`, matched case-insensitively."""
+    names = {"real": REAL, "fake": FAKE}
+    return sorted(
+        (child, names[child.name.lower()])
+        for child in root.iterdir()
+        if child.is_dir() and child.name.lower() in names
+    )
+
+
+def read_folders(root: Path) -> list[LabelledVideo]:
+    """Plain `real/` and `fake/` folders; `fake/<method>/...` subfolders name the method."""
+    root = Path(root).resolve()
+    videos = []
+    for folder, label in _label_folders(root):
+        for path in _videos_under(folder):
+            nested = path.relative_to(folder).parts
+            method = "real" if label == REAL else (nested[0] if len(nested) > 1 else "unknown")
+            videos.append(LabelledVideo(path, label, "folder", method, _name_identities(path.stem)))
+    return _by_path(videos)
+
+
+def read_manifest(csv_path: Path) -> list[LabelledVideo]:
+    """A CSV with columns `file,label` and optionally `dataset_of_origin` (or `dataset`),
+    `manipulation` (or `method`) and `identity` (`;`-separated).
+
+    Files are relative to the CSV's folder. Without an `identity` value, identities come
+    from the file name by the FaceForensics++ / DeepFakeDetection rules, else the file stem.
+    """
+    csv_path = Path(csv_path).resolve()
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        missing = sorted({"file", "label"} - columns)
+        if missing:
+            raise ValueError(
+                f"{csv_path}: manifest lacks required column(s) {', '.join(missing)}; "
+                "it needs 'file' and 'label' (optional: 'dataset_of_origin' or 'dataset', "
+                "'manipulation' or 'method', 'identity')"
+            )
+        dataset_column = next((c for c in ("dataset_of_origin", "dataset") if c in columns), None)
+        method_column = next((c for c in ("manipulation", "method") if c in columns), None)
+
+        def cell(row: dict[str, str | None], column: str | None) -> str:
+            return (row.get(column) or "").strip() if column else ""
+
+        videos = []
+        for line_no, row in enumerate(reader, start=2):
+            where = f"{csv_path}:{line_no}"
+            file = cell(row, "file")
+            if not file:
+                raise ValueError(f"{where}: empty 'file'")
+            path = csv_path.parent / file
+            label = _parse_label(cell(row, "label"), where)
+            method = "real" if label == REAL else cell(row, method_column) or "unknown"
+            given = tuple(i.strip() for i in cell(row, "identity").split(";") if i.strip())
+            videos.append(
+                LabelledVideo(
+                    path=path,
+                    label=label,
+                    dataset=cell(row, dataset_column) or "manifest",
+                    method=method,
+                    identities=given or _name_identities(path.stem),
+                )
+            )
+    return _by_path(videos)
+
+
+def _has_folder(root: Path, *names: str) -> bool:
+    return any((root / name).is_dir() for name in names)
+
+
+# Checked in this order; the first layout whose marker is present reads the folder.
+_LAYOUTS: tuple[tuple[str, Callable[[Path], bool], Callable[[Path], list[LabelledVideo]]], ...] = (
+    (
+        "CSV manifest (manifest.csv, or pass the .csv file itself)",
+        lambda root: (root / "manifest.csv").is_file(),
+        lambda root: read_manifest(root / "manifest.csv"),
+    ),
+    (
+        "FaceForensics++ (original_sequences/, manipulated_sequences/)",
+        lambda root: _has_folder(root, "original_sequences", "manipulated_sequences"),
+        read_faceforensics,
+    ),
+    (
+        "Celeb-DF (Celeb-real/, YouTube-real/, Celeb-synthesis/)",
+        lambda root: _has_folder(root, "Celeb-real", "YouTube-real", "Celeb-synthesis"),
+        read_celebdf,
+    ),
+    (
+        "plain folders (real/, fake/)",
+        lambda root: bool(_label_folders(root)),
+        read_folders,
+    ),
+    (
+        "DFDC (folders with metadata.json)",
+        lambda root: next(root.rglob("metadata.json"), None) is not None,
+        read_dfdc,
+    ),
+)
+
+
+def read_dataset(root: Path) -> list[LabelledVideo]:
+    """Read a CSV manifest, or a folder in whichever known layout it has."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise ValueError(f"{root} is a file but not a .csv manifest")
+        return read_manifest(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such dataset folder or manifest: {root}")
+    for name, matches, read in _LAYOUTS:
+        if matches(root):
+            videos = read(root)
+            if not videos:
+                raise ValueError(f"{root} looks like {name} but holds no videos")
+            return videos
+    known = "; ".join(name for name, _, _ in _LAYOUTS)
+    raise ValueError(f"{root}: dataset layout not recognised. Known layouts: {known}")
+
+
+# --- split -----------------------------------------------------------------------------------
+
+
+def _identity_groups(videos: list[LabelledVideo]) -> list[list[LabelledVideo]]:
+    """Connected components of videos that share any identity (union-find)."""
+    parent = list(range(len(videos)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for i, video in enumerate(videos):
+        for identity in video.identities:
+            parent[find(i)] = find(first_seen.setdefault(identity, i))
+    groups: dict[int, list[LabelledVideo]] = {}
+    for i, video in enumerate(videos):
+        groups.setdefault(find(i), []).append(video)
+    return list(groups.values())
+
+
+def _count(groups: list[list[LabelledVideo]], label: int) -> int:
+    return sum(v.label == label for group in groups for v in group)
+
+
+def split_by_identity(
+    videos: Iterable[LabelledVideo],
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    val_paths: set[Path] | None = None,
+) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
+    """Split into (train, val) so that no identity appears on both sides.
+
+    Videos sharing an identity form one group; groups holding any of `val_paths` (e.g. an
+    official test list) go to val, then seeded-random groups are added while that brings val
+    closer to `val_fraction` of the videos. If val then lacks a label, the smallest train
+    group with that label moves over, provided train keeps some of it. Same input and seed,
+    same split, whatever the input order.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    videos = _by_path(videos)
+    forced = val_paths or set()
+    groups = _identity_groups(videos)
+    val = [g for g in groups if any(v.path in forced for v in g)]
+    rest = [g for g in groups if not any(v.path in forced for v in g)]
+
+    target = val_fraction * len(videos)
+    n_val = sum(len(g) for g in val)
+    train = []
+    for index in np.random.default_rng(seed).permutation(len(rest)):
+        group = rest[index]
+        if abs(n_val + len(group) - target) < abs(n_val - target):
+            val.append(group)
+            n_val += len(group)
+        else:
+            train.append(group)
+
+    if target > 0:
+        for label in (REAL, FAKE):
+            if _count(val, label):
+                continue
+            in_train = _count(train, label)
+            movable = [g for g in train if 0 < _count([g], label) < in_train]
+            if movable:
+                group = min(movable, key=len)
+                train.remove(group)
+                val.append(group)
+
+    return _by_path(v for g in train for v in g), _by_path(v for g in val for v in g)
+
+
+# --- split files -----------------------------------------------------------------------------
+
+_SPLIT_COLUMNS = ("path", "label", "dataset", "method", "identities", "split")
+
+
+def write_split(path: Path, train: Iterable[LabelledVideo], val: Iterable[LabelledVideo]) -> None:
+    """Save a split as CSV so training and evaluation runs use exactly the same videos."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_SPLIT_COLUMNS)
+        for split, videos in (("train", train), ("val", val)):
+            for v in videos:
+                identities = ";".join(v.identities)
+                writer.writerow([v.path, v.label, v.dataset, v.method, identities, split])
+
+
+def read_split(path: Path) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
+    """Load a split written by `write_split`, as (train, val)."""
+    path = Path(path)
+    sides: dict[str, list[LabelledVideo]] = {"train": [], "val": []}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = sorted(set(_SPLIT_COLUMNS) - set(reader.fieldnames or ()))
+        if missing:
+            raise ValueError(f"{path}: split file lacks column(s) {', '.join(missing)}")
+        for line_no, row in enumerate(reader, start=2):
+            if row["split"] not in sides:
+                raise ValueError(f"{path}:{line_no}: split {row['split']!r} is not train or val")
+            sides[row["split"]].append(
+                LabelledVideo(
+                    path=Path(row["path"]),
+                    label=_parse_label(row["label"], f"{path}:{line_no}"),
+                    dataset=row["dataset"],
+                    method=row["method"],
+                    identities=tuple(i for i in row["identities"].split(";") if i),
+                )
+            )
+    return sides["train"], sides["val"]

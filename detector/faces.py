@@ -1,0 +1,137 @@
+"""Stage 2 — faces: MTCNN detection on downscaled frames, square crops at full resolution, tracks.
+
+Detection runs on a smaller copy of each frame (MTCNN's cost grows with the pixel count) and the
+boxes are mapped back, so the crop the model sees keeps every pixel of the original face. The
+crop is the same function for scanning and for building training data, so both see identical
+faces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+
+CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
+DETECT_SIDE = 960  # frames are detected with their longer side at most this
+MIN_FACE = 40  # smallest face MTCNN looks for, in pixels of the detection frame
+MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a false positive
+MAX_FACES = 8  # per frame, largest first: bounds the work on crowd shots
+LINK_IOU = 0.2  # two detections in neighbouring samples are one person above this overlap
+
+
+@dataclass(frozen=True)
+class Face:
+    frame: int  # index of the sampled frame it was found in
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in full-resolution pixels
+    prob: float
+    landmarks: np.ndarray = field(repr=False)  # 5×2: eyes, nose, mouth corners (full resolution)
+
+
+@dataclass(frozen=True)
+class Crop:
+    face: Face
+    image: np.ndarray = field(repr=False)  # size×size×3 uint8 RGB
+    landmarks: np.ndarray = field(repr=False)  # 5×2 in crop pixels, for self-blended training fakes
+
+
+class FaceDetector:
+    """facenet-pytorch MTCNN over a batch of same-sized frames."""
+
+    def __init__(self, device: str = "cpu", detect_side: int = DETECT_SIDE, min_face: int = MIN_FACE):
+        self.detect_side = detect_side
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device(device))
+
+    def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
+        """Faces in each image (all of one size), largest first, boxes in full-resolution pixels."""
+        if not images:
+            return []
+        height, width = images[0].shape[:2]
+        scale = min(1.0, self.detect_side / max(height, width))
+        small = np.stack([
+            cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+            if scale < 1.0 else image
+            for image in images
+        ])
+        if min(small.shape[1:3]) < 12:  # below MTCNN's smallest window: nothing can be found
+            return [[] for _ in images]
+        with torch.inference_mode():
+            boxes, probs, points = self.mtcnn.detect(small, landmarks=True)
+        found = []
+        for offset, (frame_boxes, frame_probs, frame_points) in enumerate(zip(boxes, probs, points)):
+            faces = []
+            if frame_boxes is not None:
+                for box, prob, lm in zip(frame_boxes, frame_probs, frame_points):
+                    if prob is None or prob < MIN_PROB:
+                        continue
+                    x1, y1, x2, y2 = (float(v) / scale for v in box)
+                    x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+                    if x2 - x1 < 2 or y2 - y1 < 2:
+                        continue
+                    faces.append(Face(first_index + offset, (x1, y1, x2, y2), float(prob),
+                                      np.asarray(lm, np.float32) / scale))
+            faces.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
+            found.append(faces[:MAX_FACES])
+        return found
+
+
+def crop_face(image: np.ndarray, face: Face, size: int, margin: float = CROP_MARGIN) -> Crop:
+    """A square crop centred on the face, padded with black past the frame edge, resized to size.
+
+    Square first, then resized, so the face is never stretched; area interpolation when shrinking
+    avoids aliasing, cubic when enlarging a small face.
+    """
+    x1, y1, x2, y2 = face.box
+    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    side_px = max(1, int(round(side)))
+    height, width = image.shape[:2]
+    square = np.zeros((side_px, side_px, 3), np.uint8)
+    sx1, sy1 = max(0, left), max(0, top)
+    sx2, sy2 = min(width, left + side_px), min(height, top + side_px)
+    if sx2 > sx1 and sy2 > sy1:
+        square[sy1 - top:sy2 - top, sx1 - left:sx2 - left] = image[sy1:sy2, sx1:sx2]
+    interpolation = cv2.INTER_AREA if side_px > size else cv2.INTER_CUBIC
+    resized = cv2.resize(square, (size, size), interpolation=interpolation)
+    landmarks = (face.landmarks - np.array([left, top], np.float32)) * (size / side_px)
+    return Crop(face, resized, landmarks.astype(np.float32))
+
+
+def link_tracks(faces: list[Face]) -> list[int]:
+    """Track id per face (faces in frame order): each face joins the track whose latest box overlaps
+    it most, greedily, else starts a new track, so each person is scored on their own."""
+    track_of: list[int] = []
+    last_box: dict[int, tuple[float, float, float, float]] = {}
+    by_frame: dict[int, list[int]] = {}
+    for i, face in enumerate(faces):
+        by_frame.setdefault(face.frame, []).append(i)
+    track_of = [-1] * len(faces)
+    for frame in sorted(by_frame):
+        members = by_frame[frame]
+        pairs = sorted(
+            ((_iou(faces[i].box, box), i, track) for i in members for track, box in last_box.items()),
+            reverse=True,
+        )
+        taken: set[int] = set()
+        for overlap, i, track in pairs:
+            if overlap < LINK_IOU:
+                break
+            if track_of[i] == -1 and track not in taken:
+                track_of[i] = track
+                taken.add(track)
+        for i in members:
+            if track_of[i] == -1:
+                track_of[i] = len(last_box)
+            last_box[track_of[i]] = faces[i].box
+    return track_of
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,261 @@
+"""Stage 1 — frames: sample evenly spaced RGB frames from a video (or read a still) with ffmpeg.
+
+One ffmpeg process decodes the clip once and a `select` filter keeps the frames nearest each
+target time, so we never seek per frame and memory is bounded by the frames kept, not the clip
+length. Timestamps come from the stream itself (`showinfo`), so variable frame rate is honoured;
+ffmpeg's default autorotation honours phone rotation metadata.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import queue
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import ffmpeg
+import numpy as np
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
+)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+# Frames larger than this (longest side) are scaled down while decoding: an 8K frame would
+# cost 100 MB each and faces that large lose nothing at 4K.
+MAX_DECODE_SIDE = 3840
+
+
+class VideoError(Exception):
+    """The input cannot be read as a video or image; the message says why, for the results row."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # as displayed, after rotation and any decode cap
+    height: int
+    duration: float  # seconds; 0 for a still image
+    fps: float | None
+    rotation: int  # degrees from the container's display matrix
+    codec: str
+    is_image: bool
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # position among the sampled frames
+    time: float  # seconds from the start of the stream
+    image: np.ndarray  # H×W×3 uint8 RGB
+
+
+@functools.cache
+def ffmpeg_binary() -> str:
+    """The ffmpeg on PATH, else the one shipped inside imageio-ffmpeg, so a bare machine works."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def _passthrough_args() -> list[str]:
+    """Keep decoded frames as they are (no duplication/dropping); the flag was renamed in 5.1."""
+    out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    match = re.search(r"version n?(\d+)\.(\d+)", out)
+    modern = match is None or (int(match[1]), int(match[2])) >= (5, 1)
+    return ["-fps_mode", "passthrough"] if modern else ["-vsync", "0"]
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read size, duration and rotation from ffmpeg's own description (no ffprobe needed)."""
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        height, width = _fit(_read_image(path)).shape[:2]
+        return VideoInfo(width, height, 0.0, None, 0, path.suffix.lower()[1:], True)
+    _check_file(path)
+    proc = subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path.absolute())],
+        capture_output=True, text=True, errors="replace", timeout=120,
+    )
+    text = proc.stderr
+    stream = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})", text)
+    if stream is None:
+        if "Audio:" in text:
+            raise VideoError("no video stream (audio only)")
+        raise VideoError(_ffmpeg_reason(text) or "not a video ffmpeg can read")
+    codec, width, height = stream[1], int(stream[2]), int(stream[3])
+    if width < 1 or height < 1:
+        raise VideoError(f"invalid frame size {width}x{height}")
+    rotation = 0
+    if m := re.search(r"display ?matrix: rotation of (-?[\d.]+) degrees", text, re.IGNORECASE):
+        rotation = int(round(float(m[1]))) % 360
+    elif m := re.search(r"^\s*rotate\s*:\s*(-?\d+)", text, re.MULTILINE):
+        rotation = int(m[1]) % 360
+    if rotation in (90, 270):
+        width, height = height, width
+    scale = min(1.0, MAX_DECODE_SIDE / max(width, height))
+    width, height = _even(width * scale), _even(height * scale)
+    fps_match = re.search(r"([\d.]+) fps", text)
+    duration = _duration(text) or _measure_duration(path)
+    return VideoInfo(width, height, duration, float(fps_match[1]) if fps_match else None, rotation, codec, False)
+
+
+def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
+    """Yield up to `count` frames evenly spaced over the whole clip, in order, as they decode.
+
+    Target k is at k·duration/count; each target keeps the first frame at or after it, so a
+    one-frame clip still yields its frame and a gap in a VFR stream skips targets, never repeats.
+    """
+    if info.is_image:
+        yield Frame(0, 0.0, _fit(_read_image(path)))
+        return
+    step = max(info.duration, 1e-3) / max(count, 1)
+    select = f"if(gte(t,ld(0)*{step:.6f}),st(0,floor(t/{step:.6f})+1))"
+    stream = (
+        ffmpeg.input(str(path.absolute()))
+        .video.setpts("PTS-STARTPTS")
+        .filter("select", select)
+        .filter("showinfo")
+        .filter("scale", info.width, info.height)
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", frames=count, an=None, sn=None)
+    )
+    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info"]
+    args += stream.get_args()[:-1] + _passthrough_args() + ["pipe:"]
+    yield from _FrameReader(args, info.width, info.height).frames()
+
+
+class _FrameReader:
+    """Runs ffmpeg and reads frames on a thread, so decoding overlaps the caller's face work."""
+
+    def __init__(self, args: list[str], width: int, height: int):
+        self.frame_bytes = width * height * 3
+        self.shape = (height, width, 3)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.times: list[float] = []
+        self.log: list[str] = []
+        self.frames_q: queue.Queue = queue.Queue(maxsize=4)
+        self.times_ready = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._read_stderr, daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _read_stderr(self) -> None:
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            if m := re.search(r"showinfo.*\bpts_time:\s*(-?[\d.e+-]+|nan)", line):
+                with self.times_ready:
+                    self.times.append(float(m[1]))
+                    self.times_ready.notify_all()
+            else:
+                self.log.append(line)
+        with self.times_ready:
+            self.times_ready.notify_all()
+
+    def _read_stdout(self) -> None:
+        while True:
+            data = self.proc.stdout.read(self.frame_bytes)
+            if len(data) < self.frame_bytes:
+                break
+            self.frames_q.put(np.frombuffer(data, np.uint8).reshape(self.shape))
+        self.frames_q.put(None)
+
+    def _time_of(self, index: int) -> float:
+        with self.times_ready:
+            self.times_ready.wait_for(lambda: len(self.times) > index or not self.threads[0].is_alive(), timeout=5)
+            return self.times[index] if len(self.times) > index else math.nan
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        try:
+            while (image := self.frames_q.get()) is not None:
+                yield Frame(index, self._time_of(index), image)
+                index += 1
+            self.proc.wait()
+            self.threads[0].join()
+            if index == 0:
+                raise VideoError(_ffmpeg_reason("".join(self.log)) or "no frames could be decoded")
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            # Drain so the reader thread is not left blocked on a full queue.
+            while self.threads[1].is_alive():
+                try:
+                    self.frames_q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError("file not found" if not path.is_symlink() else "broken symlink")
+    if path.is_dir():
+        raise VideoError("is a folder, not a file")
+    try:
+        with path.open("rb") as handle:
+            if not handle.read(1):
+                raise VideoError("empty file (0 bytes)")
+    except OSError as exc:
+        raise VideoError(f"cannot open: {exc.strerror or exc}") from None
+
+
+def _read_image(path: Path) -> np.ndarray:
+    _check_file(path)
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
+    if image is None:
+        raise VideoError("not an image that can be decoded")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _fit(image: np.ndarray) -> np.ndarray:
+    scale = min(1.0, MAX_DECODE_SIDE / max(image.shape[:2]))
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _even(value: float) -> int:
+    """Scaled sizes stay even so 4:2:0 scaling never fails; a 1-pixel side stays 1."""
+    return max(1, int(value) // 2 * 2) if value >= 2 else 1
+
+
+def _duration(text: str) -> float | None:
+    m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    if m is None:
+        return None
+    seconds = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return seconds if seconds > 0 else None
+
+
+def _measure_duration(path: Path) -> float:
+    """Containers without a duration (raw streams, some WebM): remux to null and read the end time."""
+    proc = subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path.absolute()), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+        capture_output=True, text=True, errors="replace", timeout=600,
+    )
+    times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
+    if not times:
+        return 0.0
+    h, m, s = times[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def _ffmpeg_reason(text: str) -> str:
+    """The most telling line of ffmpeg's complaint, without its path prefix."""
+    for pattern in ("moov atom not found", "Invalid data found", "Permission denied", "No such file",
+                    "Too many levels of symbolic links", "does not contain any stream", "Error"):
+        for line in text.splitlines():
+            if pattern.lower() in line.lower():
+                return line.split(": ", 1)[-1].strip() if ": " in line else line.strip()
+    return ""
