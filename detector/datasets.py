@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.video import VIDEO_EXTENSIONS
+from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 REAL, FAKE = 0, 1
@@ -292,6 +292,29 @@ def read_dataset(root: Path) -> list[LabelledVideo]:
             return videos
     known = "; ".join(name for name, _, _ in _LAYOUTS)
     raise ValueError(f"{root}: dataset layout not recognised. Known layouts: {known}")
+
+
+def read_face_photos(root: Path) -> list[LabelledVideo]:
+    """Real face photos (e.g. LFW) for self-blended training: label real, dataset = folder name.
+
+    An `index.csv` with `file` and an identity column (`identity` or `lfw_identity`) names each
+    person, so one person's photos stay on one side of the split; else the file's folder does.
+    """
+    root = Path(root).resolve()
+    names: dict[str, str] = {}
+    if (root / "index.csv").is_file():
+        with (root / "index.csv").open(newline="", encoding="utf-8-sig") as handle:
+            for row in csv.DictReader(handle):
+                person = row.get("identity") or row.get("lfw_identity")
+                if row.get("file") and person:
+                    names[row["file"]] = person
+    photos = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not photos:
+        raise ValueError(f"no face photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}")
+    return [
+        LabelledVideo(p, REAL, root.name, "real", (f"{root.name}:{names.get(p.name, p.parent.name)}",))
+        for p in photos
+    ]
 
 
 # --- split -----------------------------------------------------------------------------------

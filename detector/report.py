@@ -232,9 +232,10 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
         json.dump(payload, f, indent=2, allow_nan=False)  # fail loudly rather than emit NaN
         f.write("\n")
 
-    y, s = _as_arrays([int(r["label"]) for r in rows], [float(r["score"]) for r in rows])
-    has_groups = all("group" in r for r in rows)
-    masks = _group_masks(y, [str(r["group"]) for r in rows]) if has_groups else {ALL: np.ones(y.shape, bool)}
+    scored = [r for r in rows if r["score"] is not None]  # unscorable inputs are listed, not plotted
+    y, s = _as_arrays([int(r["label"]) for r in scored], [float(r["score"]) for r in scored])
+    has_groups = all("group" in r for r in scored)
+    masks = _group_masks(y, [str(r["group"]) for r in scored]) if has_groups else {ALL: np.ones(y.shape, bool)}
     _plot_roc(out_dir / "roc.png", y, s, masks, metrics)
     _plot_scores(out_dir / "scores.png", y, s, metrics[ALL].threshold)
 

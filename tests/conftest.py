@@ -1,0 +1,75 @@
+"""Shared fixtures: generated clips (ffmpeg from a public-domain still) and tiny SavedModels.
+
+Everything is made in temporary folders by the tests themselves: no network, no shared data.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import torch  # noqa: F401  — before tensorflow, as in the product
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from detector.synthetic import astronaut_png, face_clip, ffmpeg  # noqa: E402,F401
+
+BRIGHTNESS_GAIN = 10.0  # the test model's p_fake = sigmoid(gain · (mean pixel in [0,1] − 0.5))
+
+
+def build_brightness_model(folder: Path, sigmoid: bool = False, input_range=(0.0, 1.0), size: int = 224,
+                           contract: dict | None = None) -> Path:
+    """A SavedModel in the original model's format (tf_keras, keras_metadata.pb, named input) whose
+    p_fake is a known function of the mean pixel value, so tests can check crops, scaling and verdicts."""
+    import json
+
+    import tf_keras as keras
+
+    scale = 1.0 / (input_range[1] - input_range[0])
+    inputs = keras.Input((size, size, 3), name="image")
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    units = 1 if sigmoid else 2
+    dense = keras.layers.Dense(units, activation="sigmoid" if sigmoid else "softmax")
+    outputs = dense(mean)
+    model = keras.Model(inputs, outputs)
+    g = BRIGHTNESS_GAIN
+    if sigmoid:
+        dense.set_weights([np.full((3, 1), g * scale / 3), np.array([-g * (0.5 + input_range[0] * scale)])])
+    else:
+        weights = np.zeros((3, 2))
+        weights[:, 1] = g * scale / 3
+        dense.set_weights([weights, np.array([0.0, -g * (0.5 + input_range[0] * scale)])])
+    model.save(str(folder))
+    if contract is not None:
+        (folder / "model.json").write_text(json.dumps(contract))
+    return folder
+
+
+def expected_p_fake(crop: np.ndarray) -> float:
+    mean = crop.astype(np.float64).mean() / 255.0
+    return float(1.0 / (1.0 + np.exp(-BRIGHTNESS_GAIN * (mean - 0.5))))
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def brightness_model(tmp_path_factory) -> Path:
+    return build_brightness_model(tmp_path_factory.mktemp("models") / "brightness")
+
+
+@pytest.fixture(scope="session")
+def clip(media) -> Path:
+    return face_clip(media / "face.mp4")
+
+
+@pytest.fixture(scope="session")
+def noface_clip(media) -> Path:
+    path = media / "testsrc.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=2", "-pix_fmt", "yuv420p", str(path))
+    return path

@@ -1,0 +1,141 @@
+"""Crop dataset → training → export → scanning and evaluation, end to end on generated clips."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, face_clip, ffmpeg
+from detector import crops
+from detector.datasets import LabelledVideo
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Two real clips, two 'fakes' (hue-shifted faces) and a photo, each its own identity."""
+    folder = tmp_path_factory.mktemp("tiny")
+    items = []
+    for i in range(2):
+        real = face_clip(folder / f"real{i}.mp4", seconds=1.0, size=f"{480 + 32 * i}x360")
+        fake = folder / f"fake{i}.mp4"
+        ffmpeg("-i", str(real), "-vf", f"hue=h={60 + 30 * i}", "-c:v", "libx264", "-preset", "ultrafast", str(fake))
+        items += [LabelledVideo(real, 0, "tiny", "real", (f"r{i}",)), LabelledVideo(fake, 1, "tiny", "Hue", (f"f{i}",))]
+    items.append(LabelledVideo(folder / "astronaut.png", 0, "photos", "real", ("astro",)))
+    out = folder / "crops"
+    assert crops.build(items, out, frames=4, crop_size=64, progress=False) == len(items)
+    return folder, items, out
+
+
+def test_crop_dataset_index_and_resume(tiny_data):
+    folder, items, out = tiny_data
+    records = crops.read_index(out)
+    assert {r.video for r in records} == {str(i.path) for i in items}
+    assert {r.label for r in records if "fake" in r.video} == {1}
+    for record in records:
+        image = record.image()
+        assert image.shape == (64, 64, 3)
+        assert record.landmarks.shape == (5, 2)
+        assert (record.landmarks > 0).all() and (record.landmarks < 64).all()  # eyes, nose, mouth inside the crop
+    assert len([r for r in records if r.video.endswith("real0.mp4")]) == 4
+    # A second build finds every item done and adds nothing.
+    assert crops.build(items, out, frames=4, crop_size=64, progress=False) == 0
+    assert len(crops.read_index(out)) == len(records)
+
+
+def test_crops_match_the_scanner(tiny_data):
+    """Training crops are the scanner's crops, pixel for pixel."""
+    from detector.faces import FaceDetector
+    from detector.pipeline import extract_faces
+
+    folder, items, out = tiny_data
+    found = extract_faces(items[0].path, FaceDetector(), 4, 64)
+    records = [r for r in crops.read_index(out) if r.video == str(items[0].path)]
+    assert len(records) == len(found.crops)
+    for record, crop in zip(records, found.crops):
+        assert np.array_equal(record.image(), crop.image)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data):
+    folder, items, out = tiny_data
+    run = folder / "run"
+    cmd = [sys.executable, "-m", "detector.train", "--crops", str(out), "--out", str(run), "--epochs", "2",
+           "--steps-per-epoch", "2", "--batch-size", "4", "--input-size", "64", "--warmup-steps", "1",
+           "--val-fraction", "0.5", "--seed", "3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run, cmd
+
+
+def test_training_writes_log_split_and_exports_original_format(trained):
+    run, _ = trained
+    with (run / "log.csv").open() as handle:
+        log = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in log] == ["1", "2"]
+    assert float(log[0]["crops_per_second"]) > 0
+    for name in ("curves.png", "self_blend_samples.png", "split.csv", "best.weights.h5"):
+        assert (run / name).stat().st_size > 0
+    with (run / "split.csv").open() as handle:
+        split = list(csv.DictReader(handle))
+    sides = {row["identities"]: row["split"] for row in split}
+    assert "val" in sides.values() and sides["astro"] == "train"  # photos only train
+    model_dir = run / "model"
+    for name in ("saved_model.pb", "keras_metadata.pb", "variables/variables.index", "model.json"):
+        assert (model_dir / name).exists(), name
+    card = json.loads((model_dir / "model.json").read_text())
+    assert (card["input_size"], card["input_range"], card["output"], card["fake_index"]) == (64, [0.0, 1.0], "softmax", 1)
+    assert card["split"]["by"] == "source identity" and "command" in card and "validation" in card
+    assert not list(model_dir.rglob("*optimizer*"))
+
+
+def test_exported_model_loads_both_ways_and_scores(trained, tiny_data):
+    import tensorflow as tf
+    import tf_keras
+
+    from detector.model import Model
+
+    run, _ = trained
+    loaded = tf_keras.models.load_model(str(run / "model"), compile=False)
+    assert loaded.input_shape == (None, 64, 64, 3)
+    signature = tf.saved_model.load(str(run / "model")).signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["image"]
+    model = Model(run / "model")
+    crop = crops.read_index(tiny_data[2])[0].image()
+    p = model.predict(crop[None])
+    expected = loaded(crop[None].astype(np.float32) / 255.0, training=False).numpy()[0, 1]
+    assert p.shape == (1,) and abs(p[0] - expected) < 1e-5
+
+
+def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
+    run, _ = trained
+    folder, items, _ = tiny_data
+    out = folder / "scan"
+    proc = subprocess.run([sys.executable, "app.py", "--input", str(items[0].path), "--output", str(out),
+                           "--model", str(run / "model"), "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (out / "results.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert row["status"] == "ok" and 0.0 <= float(row["p_fake"]) <= 1.0
+
+    from detector.evaluate import evaluate
+    from detector.model import Model
+    from detector.pipeline import Settings
+
+    metrics = evaluate(Model(run / "model"), items[:4], folder / "eval", Settings(frames=4), progress=False)
+    assert metrics["all"].n == 4 and metrics["all"].auc is not None
+    assert set(metrics) >= {"all", "Hue", "real"}
+    for name in ("predictions.csv", "metrics.json", "roc.png", "scores.png"):
+        assert (folder / "eval" / name).stat().st_size > 0
+
+
+def test_resume_after_the_last_epoch_keeps_the_run(trained):
+    run, cmd = trained
+    before = (run / "log.csv").read_text()
+    proc = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed" in proc.stderr
+    assert (run / "log.csv").read_text() == before  # nothing retrained, nothing lost
