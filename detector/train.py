@@ -54,6 +54,7 @@ class TrainConfig:
     label_smoothing: float = 0.05
     input_size: int = 224
     val_fraction: float = 0.25
+    val_crops_per_video: int = 16  # evenly spaced: enough for a video's mean, cheap every epoch
     seed: int = 0
 
 
@@ -163,7 +164,11 @@ def split_records(records: list[CropRecord], split: Path | None, config: TrainCo
             write_split(split, train_v, val_v)
     val_paths = {str(v.path) for v in val_v}
     train = [r for r in records if r.video not in val_paths]
-    val = [r for r in records if r.video in val_paths]
+    val = []
+    for video in sorted(val_paths):
+        crops = [r for r in records if r.video == video]
+        step = max(1, len(crops) // config.val_crops_per_video)
+        val += crops[::step][:config.val_crops_per_video]
     info = {"train_videos": len({r.video for r in train}), "val_videos": len(val_paths & set(videos)),
             "train_crops": len(train), "val_crops": len(val)}
     return train, val, info
