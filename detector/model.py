@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch  # noqa: F401  — must be imported before tensorflow: the reverse order segfaults with triton
+import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
 
 
 
@@ -62,9 +63,12 @@ class Contract:
             return cls(input_size=signature_size or 224)
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, found {type(data).__name__}")
             known = {k: data[k] for k in ("input_size", "output", "fake_index", "threshold") if k in data}
             contract = cls(**known, input_range=tuple(data.get("input_range", (0.0, 1.0))),
                            card={k: v for k, v in data.items() if k not in known and k != "input_range"})
+            contract._check_types()
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a valid model contract ({exc})") from None
         if contract.output not in ("softmax", "sigmoid"):
@@ -72,6 +76,19 @@ class Contract:
         if not 0.0 <= contract.threshold <= 1.0:
             raise ModelError(f"{path}: threshold must lie in [0, 1]")
         return contract
+
+    def _check_types(self) -> None:
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (isinstance(self.input_size, int) and not isinstance(self.input_size, bool) and self.input_size > 0):
+            raise TypeError(f"input_size must be a positive whole number, not {self.input_size!r}")
+        if not (isinstance(self.fake_index, int) and not isinstance(self.fake_index, bool) and self.fake_index >= 0):
+            raise TypeError(f"fake_index must be a whole number ≥ 0, not {self.fake_index!r}")
+        if not number(self.threshold):
+            raise TypeError(f"threshold must be a number, not {self.threshold!r}")
+        if not (len(self.input_range) == 2 and all(number(v) for v in self.input_range)
+                and self.input_range[0] < self.input_range[1]):
+            raise ValueError(f"input_range must be [low, high] with low < high, not {list(self.input_range)!r}")
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -101,8 +118,28 @@ class Model:
         if len(shape) != 4 or shape[-1] not in (3, None):
             raise ModelError(f"{self.path}: the serving input must be N×H×W×3 images, it is {shape}")
         self.contract = Contract.read(self.path / "model.json", shape[1])
+        if shape[1] is not None and shape[1] != self.contract.input_size:
+            raise ModelError(f"{self.path}: model.json says input_size {self.contract.input_size} "
+                             f"but the model takes {shape[1]}×{shape[2]} images")
+        self._check_outputs()
         self.device = device
         self.fingerprint = _fingerprint(self.path)
+
+    def _check_outputs(self) -> None:
+        """Catch a contract that cannot fit the model's output now, not once per input later."""
+        outputs = self._fn.structured_outputs
+        specs = list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+        try:
+            width = specs[0].shape.as_list()[-1]
+        except (AttributeError, IndexError, ValueError, TypeError):
+            return  # shape not known statically: predict checks it
+        if width is None:
+            return
+        if self.contract.output == "sigmoid" and width != 1:
+            raise ModelError(f"{self.path}: contract says sigmoid but the model gives {width} outputs")
+        if self.contract.output == "softmax" and width <= self.contract.fake_index:
+            raise ModelError(f"{self.path}: the model gives {width} output(s), fake index is "
+                             f"{self.contract.fake_index} (a one-output model needs \"output\": \"sigmoid\" in model.json)")
 
     @property
     def input_size(self) -> int:

@@ -122,7 +122,7 @@ def _frames_detail(found: FaceScan, scores: np.ndarray) -> list[dict]:
     frames = [{"index": i, "time": None if np.isnan(t) else round(t, 4), "faces": []} for i, t in enumerate(found.times)]
     for crop, track, score in zip(found.crops, found.tracks, scores):
         frames[crop.face.frame]["faces"].append({
-            "box": [round(v, 1) for v in crop.face.box], "detector_prob": round(crop.face.prob, 4),
+            "box": [round(v, 3) for v in crop.face.box], "detector_prob": round(crop.face.prob, 4),
             "track": track, "p_fake": round(float(score), 6),
         })
     return frames

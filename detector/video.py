@@ -7,8 +7,10 @@ ffmpeg's default autorotation honours phone rotation metadata.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import math
+import os
 import queue
 import re
 import shutil
@@ -117,7 +119,8 @@ def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
         yield Frame(0, 0.0, _fit(_read_image(path)))
         return
     step = max(info.duration, 1e-3) / max(count, 1)
-    select = f"if(gte(t,ld(0)*{step:.6f}),st(0,floor(t/{step:.6f})+1))"
+    # The 1e-6 slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating point).
+    select = f"if(gte(t+1e-6,ld(0)*{step:.6f}),st(0,floor(t/{step:.6f}+1e-6)+1))"
     stream = (
         ffmpeg.input(str(path.absolute()))
         .video.setpts("PTS-STARTPTS")
@@ -198,7 +201,14 @@ class _FrameReader:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise VideoError("file not found" if not path.is_symlink() else "broken symlink")
+        if not path.is_symlink():
+            raise VideoError("file not found")
+        try:
+            path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise VideoError("symlink loop (the link points back to itself)") from None
+        raise VideoError(f"broken symlink (points to {os.readlink(path)}, which does not exist)")
     if path.is_dir():
         raise VideoError("is a folder, not a file")
     try:
@@ -257,5 +267,9 @@ def _ffmpeg_reason(text: str) -> str:
                     "Too many levels of symbolic links", "does not contain any stream", "Error"):
         for line in text.splitlines():
             if pattern.lower() in line.lower():
-                return line.split(": ", 1)[-1].strip() if ": " in line else line.strip()
+                line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip())  # "[in#0 @ 0x55…] " changes every run
+                reason = line.split(": ", 1)[-1].strip() if ": " in line else line
+                if pattern == "moov atom not found":
+                    reason += " (truncated, or not an MP4/MOV file)"
+                return reason
     return ""

@@ -1,0 +1,70 @@
+"""Stage 4 — verdicts: track-max against mean, passer-by tracks, threshold, and the reason text."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.aggregation import MIN_TRACK_SHARE, aggregate
+
+
+def test_one_track_is_its_mean():
+    v = aggregate(np.array([0.2, 0.4, 0.6]), [0, 0, 0], 3, 0.5)
+    assert v.p_fake == pytest.approx(0.4)
+    assert v.label == "REAL" and v.aggregate == "track-max" and v.threshold == 0.5
+    assert len(v.tracks) == 1 and v.tracks[0].n_crops == 3 and v.tracks[0].counted
+    assert "one face track" in v.reason and "0.400" in v.reason and "REAL" in v.reason
+
+
+def test_track_max_is_not_diluted_by_real_faces():
+    # 10 frames: track 0 (real, 10 crops, 0.1) and track 1 (swapped, 10 crops, 0.9)
+    scores = np.array([0.1] * 10 + [0.9] * 10)
+    tracks = [0] * 10 + [1] * 10
+    v = aggregate(scores, tracks, 10, 0.5)
+    assert v.p_fake == pytest.approx(0.9) and v.label == "FAKE"
+    assert "track 1" in v.reason and "2 face tracks" in v.reason and "FAKE" in v.reason
+    m = aggregate(scores, tracks, 10, 0.5, "mean")
+    assert m.p_fake == pytest.approx(0.5) and m.label == "FAKE"  # at the threshold counts as fake
+    assert m.aggregate == "mean" and "mean of all 20" in m.reason
+    m2 = aggregate(scores, tracks, 10, 0.51, "mean")
+    assert m2.label == "REAL" and "<" in m2.reason
+
+
+def test_passer_by_tracks_are_ignored_by_track_max_only():
+    n_frames = 32
+    min_crops = int(np.ceil(MIN_TRACK_SHARE * n_frames))  # 4
+    scores = np.array([0.2] * 30 + [0.99] * (min_crops - 1))
+    tracks = [0] * 30 + [1] * (min_crops - 1)
+    v = aggregate(scores, tracks, n_frames, 0.5)
+    assert v.p_fake == pytest.approx(0.2) and v.label == "REAL"
+    assert [t.counted for t in v.tracks] == [True, False]
+    assert v.tracks[1].p_fake == pytest.approx(0.99)  # still reported
+    assert "1 track(s) seen in fewer than 4 frames ignored" in v.reason
+    # seen in enough frames, the same face counts
+    scores2 = np.append(scores, 0.99)
+    v2 = aggregate(scores2, tracks + [1], n_frames, 0.5)
+    assert v2.p_fake == pytest.approx(0.99) and v2.label == "FAKE"
+    # the mean uses every crop
+    assert aggregate(scores, tracks, n_frames, 0.5, "mean").p_fake == pytest.approx(scores.mean())
+
+
+def test_short_clip_where_every_track_is_short_still_has_a_verdict():
+    # 40 frames asked for but only 2 crops, of one face: that face is all there is
+    v = aggregate(np.array([0.7, 0.8]), [3, 3], 40, 0.5)
+    assert v.p_fake == pytest.approx(0.75) and v.tracks[0].counted
+    # two equally short tracks: both count, the worse one decides
+    v = aggregate(np.array([0.3, 0.6]), [0, 1], 40, 0.5)
+    assert v.p_fake == pytest.approx(0.6) and all(t.counted for t in v.tracks)
+
+
+def test_threshold_sets_the_label():
+    scores, tracks = np.array([0.6, 0.6]), [0, 0]
+    assert aggregate(scores, tracks, 2, 0.5).label == "FAKE"
+    assert aggregate(scores, tracks, 2, 0.6).label == "FAKE"
+    assert aggregate(scores, tracks, 2, 0.61).label == "REAL"
+    assert aggregate(scores, tracks, 2, 0.0).label == "FAKE"
+    assert aggregate(scores, tracks, 2, 1.0).label == "REAL"
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="track-max"):
+        aggregate(np.array([0.5]), [0], 1, 0.5, "median")

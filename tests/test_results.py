@@ -1,0 +1,200 @@
+"""Results: atomic files, rows that survive a round trip, resume, and details JSON."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from detector.pipeline import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
+from detector.results import COLUMNS, ResultsFolder, Row, atomic_write
+
+
+def test_atomic_write_leaves_only_the_file(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write(target, "one\n")
+    atomic_write(target, "two\n")
+    assert target.read_text() == "two\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write(target, "old\n")
+
+    with pytest.raises(TypeError):
+        atomic_write(target, object())  # the write fails after the temporary file exists
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_rows_round_trip_with_awkward_paths(tmp_path):
+    folder = ResultsFolder(tmp_path / "out")
+    rows = [
+        Row(path="/v/plain.mp4", status="ok", label="FAKE", p_fake=0.912345678, n_frames=32, n_faces=30, n_tracks=1,
+            seconds=1.23456, size=100, mtime_ns=1700000000123456789, settings="model=abc;frames=32"),
+        Row(path='/v/comma, "quote"\nnewline ünïcødé -x.mp4', status="no_face", n_frames=8, error="no face found"),
+        Row(path="/v/bad.mp4", status="unreadable", error="moov atom not found, truncated", size=0, mtime_ns=5),
+    ]
+    for row in rows:
+        folder.write(row, {"input": row.path, "status": row.status})
+    with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        body = list(reader)
+    assert header == COLUMNS
+    assert header[:9] == ["path", "status", "label", "p_fake", "n_frames", "n_faces", "n_tracks", "seconds", "error"]
+    assert len(body) == 3
+    again = ResultsFolder(tmp_path / "out").rows
+    assert list(again) == [r.path for r in rows]
+    first = again["/v/plain.mp4"]
+    assert first.p_fake == pytest.approx(0.912346, abs=1e-6) and first.seconds == pytest.approx(1.235, abs=1e-3)
+    assert (first.size, first.mtime_ns, first.n_frames, first.n_faces, first.n_tracks) == (
+        100, 1700000000123456789, 32, 30, 1)
+    assert again[rows[1].path].p_fake is None and again[rows[1].path].error == "no face found"
+    assert again["/v/bad.mp4"].size == 0  # a zero size is not lost as "unknown"
+    # details: one JSON per input, readable, named after the input, distinct for same-named files
+    for row in again.values():
+        data = json.loads((tmp_path / "out" / row.details).read_text())
+        assert data["input"] == row.path
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_details_names_do_not_collide(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    a, b = folder.details_name("/a/clip.mp4"), folder.details_name("/b/clip.mp4")
+    assert a != b and "clip.mp4" in a and a.startswith("details/") and a.endswith(".json")
+    assert not Path(folder.details_name("/x/-rf .mp4")).name.startswith(("-", "."))
+
+
+def test_done_matches_path_size_mtime_and_settings(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1, size=10, mtime_ns=20, settings="s1"), None)
+    folder.write(Row(path="/v/b.mp4", status="error", error="RuntimeError: x", size=10, mtime_ns=20, settings="s1"), None)
+    folder.write(Row(path="/v/c.mp4", status="unreadable", error="empty", size=0, mtime_ns=20, settings="s1"), None)
+    reread = ResultsFolder(tmp_path)
+    assert reread.done("/v/a.mp4", 10, 20, "s1").label == "REAL"
+    assert reread.done("/v/a.mp4", 11, 20, "s1") is None  # changed size
+    assert reread.done("/v/a.mp4", 10, 21, "s1") is None  # touched
+    assert reread.done("/v/a.mp4", 10, 20, "s2") is None  # other settings
+    assert reread.done("/v/b.mp4", 10, 20, "s1") is None  # an internal error is retried
+    assert reread.done("/v/c.mp4", 0, 20, "s1").status == "unreadable"  # a bad file stays bad
+    assert reread.done("/v/new.mp4", 1, 2, "s1") is None
+
+
+def test_foreign_or_damaged_csv_lines_are_ignored(tmp_path):
+    (tmp_path / "results.csv").write_text(
+        "path,status,label\n/v/a.mp4,ok,REAL\n,ok,REAL\n/v/b.mp4,weird,\n/v/c.mp4\n", encoding="utf-8")
+    assert list(ResultsFolder(tmp_path).rows) == ["/v/a.mp4"]
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermissionError, match="cannot write results"):
+        ResultsFolder(tmp_path / "file" / "sub")
+
+
+# ---- resume through run_batch with a stand-in scanner (no model needed) ----
+
+class FakeSettings:
+    def __init__(self, key: str):
+        self._key = key
+
+    def key(self, model) -> str:
+        return self._key
+
+
+class FakeScanner:
+    """Says every input is REAL with p = 0.25, or fails as told; records what it scanned."""
+
+    def __init__(self, key: str = "k1", fail: dict | None = None, interrupt_at: int | None = None):
+        self.model, self.settings = None, FakeSettings(key)
+        self.scanned: list[str] = []
+        self.fail = fail or {}
+        self.interrupt_at = interrupt_at
+
+    def scan(self, path: Path):
+        if self.interrupt_at is not None and len(self.scanned) == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.scanned.append(path.name)
+        stat = path.stat()
+        status = self.fail.get(path.name, "ok")
+        row = Row(path=str(path), status=status, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        if status == "ok":
+            row.label, row.p_fake = "REAL", 0.25
+        else:
+            row.error = f"{status} on purpose"
+        return row, {"input": str(path), "status": status}
+
+
+@pytest.fixture
+def inputs(tmp_path) -> list[Path]:
+    paths = []
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(name.encode() * 10)
+        paths.append(tmp_path / name)
+    return paths
+
+
+def test_resume_skips_unchanged_and_rescans_changed(tmp_path, inputs):
+    out = tmp_path / "out"
+    first = FakeScanner()
+    summary = run_batch(first, inputs, ResultsFolder(out), progress=False)
+    assert first.scanned == ["a.mp4", "b.mp4", "c.mp4"] and summary.exit_code == EXIT_OK
+    assert summary.scanned == 3 and summary.skipped == 0 and summary.labels["REAL"] == 3
+
+    again = FakeScanner()
+    summary = run_batch(again, inputs, ResultsFolder(out), progress=False)
+    assert again.scanned == [] and summary.skipped == 3 and summary.scanned == 0
+    assert "3 already in results" in summary.line() and "3 REAL" in summary.line()
+
+    stat = inputs[1].stat()
+    os.utime(inputs[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touch
+    touched = FakeScanner()
+    run_batch(touched, inputs, ResultsFolder(out), progress=False)
+    assert touched.scanned == ["b.mp4"]
+
+    other = FakeScanner(key="k2")  # other model / frames / threshold
+    run_batch(other, inputs, ResultsFolder(out), progress=False)
+    assert other.scanned == ["a.mp4", "b.mp4", "c.mp4"]
+
+    forced = FakeScanner(key="k2")
+    summary = run_batch(forced, inputs, ResultsFolder(out), overwrite=True, progress=False)
+    assert forced.scanned == ["a.mp4", "b.mp4", "c.mp4"] and summary.skipped == 0
+    assert len(ResultsFolder(out).rows) == 3
+
+
+def test_error_rows_are_retried_and_unreadable_sets_the_exit_code(tmp_path, inputs):
+    out = tmp_path / "out"
+    scanner = FakeScanner(fail={"b.mp4": "error", "c.mp4": "unreadable"})
+    summary = run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    assert summary.exit_code == EXIT_UNREADABLE
+    assert summary.statuses == {"ok": 1, "error": 1, "unreadable": 1}
+    rows = ResultsFolder(out).rows
+    assert rows[str(inputs[1])].error == "error on purpose"
+    retry = FakeScanner()
+    summary = run_batch(retry, inputs, ResultsFolder(out), progress=False)
+    assert retry.scanned == ["b.mp4"]  # only the internal error; the unreadable file is unchanged
+    assert summary.exit_code == EXIT_UNREADABLE  # c.mp4 is still unreadable
+
+
+def test_interrupt_keeps_finished_rows(tmp_path, inputs):
+    out = tmp_path / "out"
+    scanner = FakeScanner(interrupt_at=2)
+    summary = run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    assert summary.interrupted and summary.exit_code == EXIT_INTERRUPTED
+    assert "Interrupted" in summary.line()
+    assert list(ResultsFolder(out).rows) == [str(p) for p in inputs[:2]]
+    rest = FakeScanner()
+    summary = run_batch(rest, inputs, ResultsFolder(out), progress=False)
+    assert rest.scanned == ["c.mp4"] and summary.skipped == 2 and summary.exit_code == EXIT_OK
+
+
+def test_missing_input_in_batch_is_not_crashing_the_resume_check(tmp_path, inputs):
+    ghost = tmp_path / "ghost.mp4"
+    scanner = FakeScanner()
+    scanner.scan = lambda path: (Row(path=str(path), status="unreadable", error="file not found"), None)
+    summary = run_batch(scanner, [ghost], ResultsFolder(tmp_path / "out"), progress=False)
+    assert summary.statuses["unreadable"] == 1 and summary.exit_code == EXIT_UNREADABLE

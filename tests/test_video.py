@@ -1,0 +1,318 @@
+"""Stage 1 — frames: sampling, real timestamps, odd encodings and every kind of bad input."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import face_clip, ffmpeg
+from detector.video import MAX_DECODE_SIDE, VideoError, ffmpeg_binary, probe, sample_frames
+
+
+def frames_of(path: Path, count: int):
+    info = probe(path)
+    return info, list(sample_frames(path, count, info))
+
+
+def stream_times(path: Path) -> list[float]:
+    """Every video frame's presentation time, read from the packets (framecrc), not from a decoder."""
+    out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                          "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    tb = re.search(r"#tb 0: (\d+)/(\d+)", out)
+    unit = int(tb[1]) / int(tb[2])
+    pts = [int(line.split(",")[2]) for line in out.splitlines() if line and not line.startswith("#")]
+    first = min(pts)
+    return sorted((p - first) * unit for p in pts)
+
+
+def ramp_source(rate: int, seconds: float, size: str = "64x48") -> list[str]:
+    return ["-f", "lavfi", "-i", f"color=c=black:s={size}:r={rate}:d={seconds}"]
+
+
+# Y = 16 + 100·t, so a decoded frame's brightness tells the time it was really shown at.
+RAMP = "settb=1/1000,geq=lum='16+T*100':cb=128:cr=128,format=yuv420p"
+
+
+def ramp_rgb(t: float) -> float:
+    return 100.0 * t * 255.0 / 219.0  # limited-range luma to full-range RGB
+
+
+@pytest.fixture(scope="module")
+def vid(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("video")
+
+
+@pytest.fixture(scope="module")
+def ramp_clip(vid) -> Path:
+    path = vid / "ramp.mp4"
+    ffmpeg(*ramp_source(10, 2.0), "-vf", RAMP, "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(vid) -> Path:
+    """One second at 5 fps then one second at 20 fps, kept variable (no duplicated frames)."""
+    path = vid / "vfr.mp4"
+    ffmpeg(*ramp_source(5, 1.0), *ramp_source(20, 1.0), "-filter_complex", f"[0:v][1:v]concat=n=2:v=1,{RAMP}[v]",
+           "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    return path
+
+
+def test_frames_evenly_spaced_over_whole_clip_with_real_times(ramp_clip):
+    info, frames = frames_of(ramp_clip, 8)
+    assert info.duration == pytest.approx(2.0, abs=0.05)
+    assert [f.index for f in frames] == list(range(8))
+    times = [f.time for f in frames]
+    step = info.duration / 8
+    for k, t in enumerate(times):  # first frame at or after each target, within one frame (0.1 s)
+        assert k * step - 1e-6 <= t < k * step + 0.1 + 1e-6
+    assert times[-1] >= 1.7  # reaches the end of the clip, not just the start
+    assert set(np.round(times, 4)) <= set(np.round(stream_times(ramp_clip), 4))
+    for f in frames:  # the pixels are those shown at that time
+        assert f.image.dtype == np.uint8 and f.image.shape == (48, 64, 3)
+        assert f.image.mean() == pytest.approx(ramp_rgb(f.time), abs=4)
+
+
+def test_short_clip_gives_every_frame_once(vid):
+    path = vid / "short.mp4"
+    ffmpeg(*ramp_source(10, 0.5), "-vf", RAMP, "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    _, frames = frames_of(path, 32)
+    assert len(frames) == 5
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4], abs=1e-3)
+
+
+def test_one_frame_clip(vid):
+    path = vid / "one.mp4"
+    ffmpeg(*ramp_source(10, 1.0), "-frames:v", "1", "-c:v", "libx264", str(path))
+    info, frames = frames_of(path, 16)
+    assert len(frames) == 1
+    assert frames[0].time == pytest.approx(0.0)
+    assert frames[0].image.shape == (info.height, info.width, 3) == (48, 64, 3)
+
+
+def test_rotation_metadata_turns_frames_portrait(vid):
+    land = vid / "land.mp4"
+    # left half white, right half black
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=320x240:r=10:d=1", "-vf",
+           "geq=lum='if(lt(X,W/2),235,16)':cb=128:cr=128,format=yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
+           str(land))
+    rotated = vid / "rotated.mp4"
+    ffmpeg("-display_rotation", "90", "-i", str(land), "-c", "copy", str(rotated))
+    info, frames = frames_of(rotated, 4)
+    assert info.rotation in (90, 270)
+    assert (info.width, info.height) == (240, 320)
+    image = frames[0].image
+    assert image.shape == (320, 240, 3)
+    # the white half is now the top or bottom half, not the left: the pixels were turned, not squeezed
+    rows = image.mean(axis=(1, 2))
+    cols = image.mean(axis=(0, 2))
+    assert abs(rows[:150].mean() - rows[-150:].mean()) > 150
+    assert abs(cols[:100].mean() - cols[-100:].mean()) < 20
+    _, plain = frames_of(land, 1)
+    assert plain[0].image.shape == (240, 320, 3)
+
+
+def test_variable_frame_rate_times_match_the_stream(vfr_clip):
+    stream = stream_times(vfr_clip)
+    assert len(stream) == 25  # 5 + 20 frames: nothing was padded to a constant rate
+    info, frames = frames_of(vfr_clip, 20)
+    times = [f.time for f in frames]
+    step = info.duration / 20
+    # each sampled time is a real frame time, and the first one at or after its target
+    assert all(min(abs(t - s) for s in stream) < 1e-3 for t in times)
+    assert times == sorted(set(times))
+    expected = sorted({min(s for s in stream if s >= k * step - 1e-6) for k in range(20)
+                       if any(s >= k * step - 1e-6 for s in stream)})
+    assert times == pytest.approx(expected, abs=1e-3)
+    # the slow first second has only 5 frames to give; the fast one has a frame for each target
+    assert [t for t in times if t < 0.99] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8], abs=1e-3)
+    assert [t for t in times if t >= 0.99] == pytest.approx([1.0 + 0.1 * k for k in range(10)], abs=1e-3)
+    for f in frames:
+        assert f.image.mean() == pytest.approx(ramp_rgb(f.time), abs=4)
+
+
+def _flat_clip(vid: Path, name: str, pix_fmt: str) -> Path:
+    path = vid / name
+    try:
+        ffmpeg("-f", "lavfi", "-i", "color=c=0x3366CC:s=128x96:r=10:d=1", "-pix_fmt", pix_fmt,
+               "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    except subprocess.CalledProcessError:
+        pytest.skip(f"the bundled ffmpeg's libx264 cannot encode {pix_fmt}")
+    return path
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv444p"])
+def test_high_bit_depth_and_full_chroma_decode_to_true_colours(vid, pix_fmt):
+    path = _flat_clip(vid, f"flat_{pix_fmt}.mp4", pix_fmt)
+    info, frames = frames_of(path, 4)
+    assert (info.width, info.height) == (128, 96)
+    assert len(frames) == 4
+    for f in frames:
+        assert f.image.dtype == np.uint8
+        assert f.image.reshape(-1, 3).mean(axis=0) == pytest.approx([0x33, 0x66, 0xCC], abs=6)
+
+
+def test_8k_frames_are_capped(vid):
+    path = vid / "8k.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:duration=1", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    info, frames = frames_of(path, 4)
+    assert max(info.width, info.height) == MAX_DECODE_SIDE
+    assert (info.width, info.height) == (3840, 2160)
+    assert len(frames) == 2
+    assert all(f.image.shape == (2160, 3840, 3) for f in frames)
+    assert frames[0].image.std() > 20  # a real picture, not a blank buffer
+
+
+def test_tiny_16x16(vid):
+    path = vid / "tiny.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=16x16:rate=10:duration=1", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", str(path))
+    info, frames = frames_of(path, 4)
+    assert (info.width, info.height) == (16, 16)
+    assert [f.image.shape for f in frames] == [(16, 16, 3)] * 4
+
+
+# ---- bad inputs: each raises VideoError with a message a person can act on ----
+
+def expect_error(path: Path, *words: str) -> str:
+    with pytest.raises(VideoError) as caught:
+        frames_of(path, 4)
+    message = str(caught.value)
+    assert message and "0x" not in message  # no memory addresses from ffmpeg's log prefix
+    assert any(w.lower() in message.lower() for w in words), message
+    return message
+
+
+def test_zero_byte_file(vid):
+    (vid / "zero.mp4").write_bytes(b"")
+    expect_error(vid / "zero.mp4", "empty")
+
+
+@pytest.fixture(scope="module")
+def small_mp4(vid) -> Path:
+    path = vid / "small.mp4"
+    ffmpeg(*ramp_source(10, 2.0), "-vf", RAMP, "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    return path
+
+
+def test_truncated_mp4_with_moov_at_end(vid, small_mp4):
+    data = small_mp4.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat")  # the index is at the end: half a file has none
+    (vid / "half.mp4").write_bytes(data[: len(data) // 2])
+    expect_error(vid / "half.mp4", "moov", "truncated")
+
+
+def test_truncated_faststart_mp4_decodes_what_is_there(vid, small_mp4):
+    fast = vid / "fast.mp4"
+    ffmpeg("-i", str(small_mp4), "-c", "copy", "-movflags", "+faststart", str(fast))
+    data = fast.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    (vid / "fast_half.mp4").write_bytes(data[: len(data) // 2])
+    _, full = frames_of(fast, 10)
+    _, part = frames_of(vid / "fast_half.mp4", 10)
+    assert 1 <= len(part) < len(full) == 10
+    for f in part:
+        assert f.image.mean() == pytest.approx(ramp_rgb(f.time), abs=4)
+
+
+def test_random_bytes_named_mp4(vid):
+    (vid / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 40000, np.uint8).tobytes())
+    expect_error(vid / "random.mp4", "moov", "invalid data", "not a video")
+
+
+def test_audio_only(vid):
+    for name in ("sine.m4a", "sine.mp4"):
+        ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(vid / name))
+        expect_error(vid / name, "audio")
+
+
+def test_folder_named_like_a_video(vid):
+    (vid / "x.mp4").mkdir()
+    expect_error(vid / "x.mp4", "folder")
+
+
+def test_broken_and_looping_symlinks(vid):
+    os.symlink(vid / "nowhere.mp4", vid / "broken.mp4")
+    expect_error(vid / "broken.mp4", "broken symlink")
+    os.symlink("loop.mp4", vid / "loop.mp4")
+    expect_error(vid / "loop.mp4", "loop", "symlink")
+
+
+def test_missing_file(vid):
+    expect_error(vid / "never-made.mp4", "not found")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file whatever its mode")
+def test_unreadable_file(vid, small_mp4):
+    path = vid / "locked.mp4"
+    path.write_bytes(small_mp4.read_bytes())
+    path.chmod(0)
+    try:
+        expect_error(path, "permission")
+    finally:
+        path.chmod(0o644)
+
+
+# ---- stills ----
+
+@pytest.fixture(scope="module")
+def astronaut():
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+@pytest.mark.parametrize("ext,tolerance", [("png", 0.0), ("webp", 8.0), ("jpg", 8.0)])
+def test_still_images(vid, astronaut, ext, tolerance):
+    from PIL import Image
+
+    path = vid / f"still.{ext}"
+    Image.fromarray(astronaut).save(path, quality=95)
+    info, frames = frames_of(path, 8)
+    assert info.is_image and info.duration == 0.0 and (info.width, info.height) == (512, 512)
+    assert len(frames) == 1 and frames[0].time == 0.0
+    assert np.abs(frames[0].image.astype(float) - astronaut).mean() <= tolerance  # RGB, not BGR
+
+
+def test_still_exif_orientation(vid):
+    from PIL import Image
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[:, :150] = 255  # stored landscape, left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(image).save(vid / "phone.jpg", exif=exif)
+    info, frames = frames_of(vid / "phone.jpg", 1)
+    assert (info.width, info.height) == (200, 300)
+    shown = frames[0].image
+    assert shown.shape == (300, 200, 3)
+    assert shown[:100].mean() > 200 and shown[-100:].mean() < 50  # left side turned to the top
+
+
+def test_broken_image(vid):
+    (vid / "fake.jpg").write_bytes(b"not a jpeg at all")
+    expect_error(vid / "fake.jpg", "image")
+
+
+def test_huge_image_capped(vid):
+    import cv2
+
+    big = np.full((4320, 7680, 3), 90, np.uint8)
+    cv2.imwrite(str(vid / "big.png"), big)
+    info, frames = frames_of(vid / "big.png", 1)
+    assert (info.width, info.height) == (3840, 2160)
+    assert frames[0].image.shape == (2160, 3840, 3)
+
+
+def test_face_clip_frames_move_with_the_face(media):
+    """The conftest clip itself: 2 s at 15 fps, 30 frames, so 32 asked gives 30."""
+    path = face_clip(media / "video_face.mp4")
+    info, frames = frames_of(path, 32)
+    assert (info.width, info.height) == (640, 480)
+    assert len(frames) == 30
+    assert [f.time for f in frames] == pytest.approx([i / 15 for i in range(30)], abs=1e-3)
