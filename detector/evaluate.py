@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="SavedModel folder")
     parser.add_argument("--data", type=Path, help="labelled videos: a folder in a supported layout or a CSV manifest")
-    parser.add_argument("--split", type=Path, help="a split CSV from training; with --subset, evaluate one side of it")
+    parser.add_argument("--split", type=Path, help="a split CSV from training (matched to --data by file name); "
+                        "with --subset, evaluate one side of it")
     parser.add_argument("--subset", choices=("train", "val"), default="val", help="side of --split to evaluate (default val)")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--frames", type=int, default=Settings.frames)
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.split is not None:
         train, val = read_split(args.split)
         videos = val if args.subset == "val" else train
-        if args.data is not None:  # restrict the split to the clips of this data set
-            wanted = {v.path for v in read_dataset(args.data)}
-            videos = [v for v in videos if v.path in wanted]
+        if args.data is not None:  # the split names the clips; --data says where they are now
+            names = {v.path.name for v in videos}
+            videos = [v for v in read_dataset(args.data) if v.path.name in names]
     else:
         videos = read_dataset(args.data)
     device = resolve_device(args.device)

@@ -92,6 +92,11 @@ class CropSampler:
     def __init__(self, records: list[CropRecord], config: TrainConfig, rng: np.random.Generator):
         self.reals = [r for r in records if r.label == 0]
         self.fakes = [r for r in records if r.label == 1] if config.sbi != "only" else []
+        # Real video crops and real photos are drawn equally often: were photos the bulk of the
+        # reals, "looks like a still photo" would become a shortcut for "real".
+        photos = [r for r in self.reals if Path(r.video).suffix.lower() in IMAGE_EXTENSIONS]
+        clips = [r for r in self.reals if Path(r.video).suffix.lower() not in IMAGE_EXTENSIONS]
+        self.real_pools = [pool for pool in (clips, photos) if pool]
         if not self.reals:
             raise ValueError("training needs real crops (self-blended fakes are made from them)")
         if config.sbi == "off" and not self.fakes:
@@ -108,16 +113,19 @@ class CropSampler:
     def _pick(self, pool: list[CropRecord]) -> CropRecord:
         return pool[self.rng.integers(len(pool))]
 
+    def _real(self) -> CropRecord:
+        return self._pick(self.real_pools[self.rng.integers(len(self.real_pools))])
+
     def fake(self) -> np.ndarray:
         use_sbi = self.config.sbi == "only" or not self.fakes or (self.config.sbi == "mix" and self.rng.random() < 0.5)
         if use_sbi:
-            record = self._pick(self.reals)
+            record = self._real()
             return self_blend(self._image(record), record.landmarks, self.rng)[0]
         return self._image(self._pick(self.fakes))
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         half = self.config.batch_size // 2
-        images = [self._image(self._pick(self.reals)) for _ in range(self.config.batch_size - half)]
+        images = [self._image(self._real()) for _ in range(self.config.batch_size - half)]
         images += [self.fake() for _ in range(half)]
         labels = np.array([0] * (self.config.batch_size - half) + [1] * half)
         x = np.stack([augment(image, self.rng) for image in images]).astype(np.float32) / 255.0
