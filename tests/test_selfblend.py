@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -111,17 +110,6 @@ def test_mask_scales_with_the_face(face):
     big = face_mask((SIZE, SIZE), landmarks, np.random.default_rng(3))
     small = face_mask((SIZE, SIZE), landmarks / 2, np.random.default_rng(3))
     assert 0.2 < (small > 0).sum() / (big > 0).sum() < 0.3
-
-
-def test_fast_enough(face):
-    image, landmarks = face
-    rng = np.random.default_rng(0)
-    self_blend(image, landmarks, rng)  # warm-up
-    start = time.perf_counter()
-    for _ in range(50):
-        self_blend(image, landmarks, rng)
-    per_call = (time.perf_counter() - start) / 50
-    assert per_call < 0.02, f"{per_call * 1e3:.1f} ms per crop"  # target <5 ms; slack for loaded CI
 
 
 def test_sample_grid_writes_png(face, tmp_path: Path):
