@@ -10,7 +10,9 @@ model's threshold, equal error rate and average precision.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from detector.api import resolve_device
@@ -19,7 +21,7 @@ from detector.faces import FaceDetector
 from detector.model import Model
 from detector.pipeline import Scanner, Settings, run_batch
 from detector.report import format_table, grouped_metrics, write_report
-from detector.results import ResultsFolder
+from detector.results import ResultsFolder, atomic_write
 
 
 def evaluate(model: Model, videos: list[LabelledVideo], out: Path, settings: Settings, device: str = "cpu",
@@ -49,6 +51,14 @@ def evaluate(model: Model, videos: list[LabelledVideo], out: Path, settings: Set
     return metrics
 
 
+def record_in_card(model_dir: Path, metrics: dict, command: str) -> None:
+    """Keep the evaluation with the model it describes, so the numbers travel with the weights."""
+    card_path = Path(model_dir) / "model.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    card["evaluation"] = {"command": command, "metrics": {name: asdict(m) for name, m in metrics.items()}}
+    atomic_write(card_path, json.dumps(card, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m detector.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregate", choices=("track-max", "mean"), default=Settings.aggregate)
     parser.add_argument("--threshold", type=float, default=None, help="default: the model's own")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--record", action="store_true",
+                        help="also write the metrics into the model's model.json (its data card) under 'evaluation'")
     args = parser.parse_args(argv)
     if args.split is None and args.data is None:
         parser.error("give --data, or --split with --subset")
@@ -78,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(frames=args.frames, aggregate=args.aggregate, threshold=args.threshold)
     metrics = evaluate(model, videos, args.out, settings, device)
     print(format_table(metrics))
+    if args.record:
+        record_in_card(args.model, metrics, " ".join(sys.argv))
     print(f"report: {args.out}/metrics.json, predictions.csv, roc.png, scores.png", file=sys.stderr)
     return 0
 

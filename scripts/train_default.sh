@@ -11,14 +11,14 @@ DATA=$(realpath "${1:?usage: train_default.sh DATA_DIR [WORK_DIR]}")
 cd "$(dirname "$0")/.."
 WORK=${2:-work}
 PY=.venv/bin/python
-EPOCHS=${EPOCHS:-12}
-STEPS=${STEPS:-150}
+EPOCHS=${EPOCHS:-16}
+STEPS=${STEPS:-250}
 $PY -m detector.crops --data "$DATA/manifest.csv" --out "$WORK/crops2_videos" --frames 48
 $PY -m detector.crops --photos "$DATA/faces/lfw" --limit-photos 2500 --out "$WORK/crops2_lfw"
 $PY -m detector.train --crops "$WORK/crops2_videos" --crops "$WORK/crops2_lfw" --out "$WORK/default_run" \
     --epochs "$EPOCHS" --steps-per-epoch "$STEPS" --batch-size 16 --sbi mix --val-fraction 0.3 --seed 0 --resume
 $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
-    --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_eval"
+    --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_eval" --record
 rm -rf models/default.new
 cp -r "$WORK/default_run/model" models/default.new
 cp "$WORK/default_run/split.csv" "$WORK/default_run/log.csv" "$WORK/default_run/curves.png" \

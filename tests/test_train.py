@@ -131,6 +131,13 @@ def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
     for name in ("predictions.csv", "metrics.json", "roc.png", "scores.png"):
         assert (folder / "eval" / name).stat().st_size > 0
 
+    from detector.evaluate import record_in_card
+
+    record_in_card(run / "model", metrics, "python -m detector.evaluate …")
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert card["evaluation"]["metrics"]["all"]["auc"] == metrics["all"].auc
+    assert card["input_size"] == 64 and Model(run / "model").input_size == 64  # the contract is intact
+
 
 def test_resume_after_the_last_epoch_keeps_the_run(trained):
     run, cmd = trained
