@@ -4,5 +4,3 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
 .venv/bin/python app.py --input samples --output results "$@"
-echo
-column -s, -t < results/results.csv | cut -c1-160

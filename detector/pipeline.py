@@ -148,6 +148,14 @@ def find_inputs(source: Path) -> list[Path]:
     return [Path(os.path.abspath(source))]
 
 
+def verdict_line(row: Row) -> str:
+    """`FAKE  p=0.913  clip.mp4  (32 faces, 1 track)` or `unreadable  clip.mp4  (why)`."""
+    if row.status == "ok":
+        tracks = f"{row.n_tracks} track{'s' if row.n_tracks != 1 else ''}"
+        return f"{row.label:<4}  p_fake={row.p_fake:.3f}  {row.path}  ({row.n_faces} faces, {tracks})"
+    return f"{row.status}  {row.path}  ({row.error})"
+
+
 @dataclass
 class BatchSummary:
     statuses: Counter = field(default_factory=Counter)
@@ -196,10 +204,8 @@ def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, over
                 row.settings = settings_key
                 results.write(row, details)
                 summary.scanned += 1
-                log.info("%s: %s %s %s", path, row.status, row.label,
-                         "" if row.p_fake is None else f"p_fake={row.p_fake:.3f}")
-                if row.error:
-                    log.warning("%s: %s: %s", path, row.status, row.error)
+                if progress:  # one line per input for the person watching; scripts read results.csv
+                    bar.write(verdict_line(row), file=sys.stdout)
             summary.statuses[row.status] += 1
             if row.label:
                 summary.labels[row.label] += 1
