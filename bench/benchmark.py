@@ -3,9 +3,10 @@
     python bench/benchmark.py [--model DIR] [--runs 5] [--frames 32] [--json OUT] [--clip VIDEO]
 
 Without --clip it makes (once, cached in a temp folder) a 10-s 1080p30 H.264 clip of the
-astronaut's face (~400 px) drifting over a busy test pattern, encoded with libx264's default
-preset. Without --model it uses models/default, else builds (once, cached) an untrained
-EfficientNetV2-B0 of the product's format: an untrained model runs exactly as fast as a trained one.
+astronaut photo (face about 270 px) drifting over the moving testsrc2 pattern, encoded with
+libx264's default preset. Without --model it uses models/default, else builds (once, cached) an
+untrained EfficientNetV2-B0 with the trainer's own builder: an untrained model runs exactly as
+fast as a trained one.
 
 The measured scans run in a fresh child process, so its peak RSS is the scanner's alone (not the
 clip or model building); the ffmpeg decoder it starts is sampled beside it. Stages are timed by
@@ -73,26 +74,14 @@ def main() -> int:
 
 
 def make_clip(path: Path) -> Path:
-    """10 s of 1080p30 H.264 (libx264 default preset): a ~400 px face moving slowly over testsrc2."""
-    if path.exists():
-        return path
-    import cv2
-    import skimage.data
+    """10 s of 1080p30 H.264 (libx264 default preset): the astronaut photo, full frame height (face
+    about 270 px), drifting over the moving testsrc2 pattern."""
+    if not path.exists():
+        from detector.synthetic import face_clip
 
-    from detector.video import ffmpeg_binary
-
-    face = skimage.data.astronaut()[0:300, 110:370]  # head and shoulders; the face is ~2/3 of the width
-    face = cv2.resize(face, (540, 620), interpolation=cv2.INTER_CUBIC)  # → face ≈ 400 px
-    still = path.with_suffix(".png")
-    cv2.imwrite(str(still), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-    partial = path.with_suffix(".part.mp4")
-    subprocess.run([
-        ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-        "-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=30:d=10", "-loop", "1", "-framerate", "30", "-i", str(still),
-        "-filter_complex", "[0:v][1:v]overlay=x='300+60*t':y='230+40*sin(0.6*t)':shortest=1,format=yuv420p",
-        "-t", "10", "-c:v", "libx264", "-an", str(partial),
-    ], check=True)
-    partial.rename(path)
+        partial = path.with_name("partial_" + path.name)
+        face_clip(partial, seconds=10, size="1920x1080", fps=30, face=1.0, extra=("-an",), background="testsrc2")
+        partial.rename(path)
     return path
 
 
@@ -105,20 +94,16 @@ def pick_model(given: Path | None) -> tuple[Path, str]:
     built = CACHE / "untrained_b0"
     if not (built / "saved_model.pb").exists():
         print("building an untrained EfficientNetV2-B0 (once) …", flush=True)
-        subprocess.run([sys.executable, "-c", BUILD_MODEL, str(built)], check=True)
+        subprocess.run([sys.executable, "-c", BUILD_MODEL, str(built), str(ROOT)], check=True)
     return built, "untrained EfficientNetV2-B0: same architecture, same speed as a trained one"
 
 
 BUILD_MODEL = """
 import sys
-import torch  # before tensorflow / tf_keras: the reverse order segfaults
-import tf_keras
-inp = tf_keras.Input((224, 224, 3), name="image")
-x = tf_keras.layers.Rescaling(255.0)(inp)
-x = tf_keras.applications.EfficientNetV2B0(include_top=False, weights=None, include_preprocessing=True,
-                                           pooling="avg")(x)
-out = tf_keras.layers.Dense(2, activation="softmax")(x)
-tf_keras.Model(inp, out).save(sys.argv[1])
+from pathlib import Path
+sys.path.insert(0, str(Path(sys.argv[2])))
+from detector.train import build_model  # the product's own network, untrained
+build_model().save(sys.argv[1])
 """
 
 

@@ -28,14 +28,15 @@ def astronaut_png(folder: Path) -> Path:
 
 
 def face_clip(path: Path, seconds: float = 2.0, size: str = "640x480", fps: int = 15, face: float = 0.8,
-              extra: tuple[str, ...] = ("-preset", "ultrafast")) -> Path:
-    """Encode a clip of the astronaut photo (scaled to `face` × frame height) drifting sideways."""
+              extra: tuple[str, ...] = ("-preset", "ultrafast"), background: str = "color=c=gray") -> Path:
+    """Encode a clip of the astronaut photo (scaled to `face` × frame height) drifting sideways over
+    a lavfi `background` source (e.g. "testsrc2" for a busy, moving one)."""
     path = Path(path)
     still = astronaut_png(path.parent)
     width, height = (int(v) for v in size.split("x"))
     side = int(height * face) // 2 * 2
     graph = (f"[1:v]scale={side}:{side}[f];"
              f"[0:v][f]overlay=x='(W-w)/2+{width * 0.05}*sin(t)':y=(H-h)/2:shortest=1,format=yuv420p")
-    ffmpeg("-f", "lavfi", "-i", f"color=c=gray:s={size}:d={seconds}:r={fps}", "-loop", "1", "-i", str(still),
+    ffmpeg("-f", "lavfi", "-i", f"{background}:s={size}:d={seconds}:r={fps}", "-loop", "1", "-i", str(still),
            "-filter_complex", graph, "-t", str(seconds), "-c:v", "libx264", *extra, str(path))
     return path
