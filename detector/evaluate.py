@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate(model, videos, args.out, settings, device)
     print(format_table(metrics))
     if args.record:
-        record_in_card(args.model, metrics, " ".join(sys.argv))
+        argv_used = argv if argv is not None else sys.argv[1:]
+        record_in_card(args.model, metrics, "python -m detector.evaluate " + " ".join(shlex.quote(a) for a in argv_used))
     print(f"report: {args.out}/metrics.json, predictions.csv, roc.png, scores.png", file=sys.stderr)
     return 0
 

@@ -37,6 +37,7 @@ def face_clip(path: Path, seconds: float = 2.0, size: str = "640x480", fps: int 
     side = int(height * face) // 2 * 2
     graph = (f"[1:v]scale={side}:{side}[f];"
              f"[0:v][f]overlay=x='(W-w)/2+{width * 0.05}*sin(t)':y=(H-h)/2:shortest=1,format=yuv420p")
-    ffmpeg("-f", "lavfi", "-i", f"{background}:s={size}:d={seconds}:r={fps}", "-loop", "1", "-i", str(still),
+    source = f"{background}{':' if '=' in background else '='}s={size}:d={seconds}:r={fps}"
+    ffmpeg("-f", "lavfi", "-i", source, "-loop", "1", "-i", str(still),
            "-filter_complex", graph, "-t", str(seconds), "-c:v", "libx264", *extra, str(path))
     return path

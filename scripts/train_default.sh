@@ -19,7 +19,7 @@ $PY -m detector.train --crops "$WORK/crops2_videos" --crops "$WORK/crops2_lfw" -
     --epochs "$EPOCHS" --steps-per-epoch "$STEPS" --batch-size 16 --sbi mix --val-fraction 0.3 --seed 0 --resume
 $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_eval" --record
-rm -rf models/default.new
+mkdir -p models && rm -rf models/default.new
 cp -r "$WORK/default_run/model" models/default.new
 cp "$WORK/default_run/split.csv" "$WORK/default_run/log.csv" "$WORK/default_run/curves.png" \
    "$WORK/default_run/self_blend_samples.png" models/default.new/
