@@ -1,0 +1,46 @@
+"""The shipped default model: it loads, follows its model.json contract, and scans a clip."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import ROOT, face_clip
+from detector.model import DEFAULT_MODEL_DIR, Model
+
+
+def test_default_model_is_shipped_in_the_original_format():
+    for name in ("saved_model.pb", "keras_metadata.pb", "variables/variables.index", "model.json"):
+        assert (DEFAULT_MODEL_DIR / name).is_file(), name
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file())
+    assert size < 40e6  # float32 EfficientNetV2-B0, no optimizer state
+
+
+def test_default_model_follows_its_contract():
+    card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert (card["input_size"], card["input_range"], card["output"], card["fake_index"]) == (224, [0.0, 1.0], "softmax", 1)
+    assert 0.0 < card["threshold"] < 1.0
+    assert card["split"]["by"] == "source identity"
+    assert card["validation"]["video_auc"] is not None
+    model = Model(DEFAULT_MODEL_DIR)
+    assert model.input_size == 224 and model.contract.threshold == card["threshold"]
+    rng = np.random.default_rng(0)
+    p = model.predict(rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8))
+    assert p.shape == (3,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_app_without_model_flag_scans_with_the_default_model(tmp_path):
+    clip = face_clip(tmp_path / "face.mp4", seconds=1.0)
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "app.py", "--input", str(clip), "--output", str(out), "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (out / "results.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert row["status"] == "ok" and row["label"] in ("FAKE", "REAL")
+    details = json.loads((out / row["details"]).read_text())
+    assert details["model"]["path"] == str(DEFAULT_MODEL_DIR)
+    assert details["verdict"]["threshold"] == json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["threshold"]
