@@ -146,3 +146,17 @@ def test_resume_after_the_last_epoch_keeps_the_run(trained):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" in proc.stderr
     assert (run / "log.csv").read_text() == before  # nothing retrained, nothing lost
+
+
+def test_init_from_an_exported_model_or_weights_file(trained):
+    """Fine-tuning starts from exactly the weights given (SavedModel folder or .weights.h5)."""
+    from detector.train import TrainConfig, initial_model
+
+    run, _ = trained
+    config = TrainConfig(input_size=64)
+    from_folder = initial_model(run / "model", config)
+    from_weights = initial_model(run / "best.weights.h5", config)
+    for a, b in zip(from_folder.get_weights(), from_weights.get_weights()):
+        assert np.array_equal(a, b)
+    fresh = initial_model(None, config)
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), from_weights.get_weights()))
