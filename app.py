@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from detector.aggregation import AGGREGATES
+
 EXAMPLES = """\
 examples:
   python app.py --input clip.mp4 --output results
@@ -39,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=_probability, default=None,
                         help="p_fake at or above which a video is FAKE (default: the model's own, from model.json)")
     parser.add_argument("--batch-size", type=_positive, default=16, help="face crops per model call (default 16)")
-    parser.add_argument("--aggregate", choices=("track-max", "mean"), default="track-max",
+    parser.add_argument("--aggregate", choices=AGGREGATES, default=AGGREGATES[0],
                         help="track-max: the most suspicious face track's mean (default); mean: all crops averaged")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")

@@ -16,6 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from detector.aggregation import AGGREGATES
 from detector.api import resolve_device
 from detector.datasets import LabelledVideo, read_dataset, read_split
 from detector.faces import FaceDetector
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", choices=("train", "val"), default="val", help="side of --split to evaluate (default val)")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--frames", type=int, default=Settings.frames)
-    parser.add_argument("--aggregate", choices=("track-max", "mean"), default=Settings.aggregate)
+    parser.add_argument("--aggregate", choices=AGGREGATES, default=Settings.aggregate)
     parser.add_argument("--threshold", type=float, default=None, help="default: the model's own")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--record", action="store_true",

@@ -116,12 +116,11 @@ def crop_face(image: np.ndarray, face: Face, size: int, margin: float = CROP_MAR
 def link_tracks(faces: list[Face]) -> list[int]:
     """Track id per face (faces in frame order): each face joins the track whose latest box overlaps
     it most, greedily, else starts a new track, so each person is scored on their own."""
-    track_of: list[int] = []
     last_box: dict[int, tuple[float, float, float, float]] = {}
     by_frame: dict[int, list[int]] = {}
     for i, face in enumerate(faces):
         by_frame.setdefault(face.frame, []).append(i)
-    track_of = [-1] * len(faces)
+    track_of: list[int] = [-1] * len(faces)
     for frame in sorted(by_frame):
         members = by_frame[frame]
         pairs = sorted(
