@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
     index_path, done_path = out / "index.csv", out / "videos.csv"
     rows = index_path.read_text(encoding="utf-8") if index_path.exists() else ",".join(INDEX_COLUMNS) + "\n"
     done = done_path.read_text(encoding="utf-8") if done_path.exists() else "video,status,crops\n"
-    seen = {line.split(",")[0] for line in done.splitlines()[1:]}
+    seen = {row["video"] for row in csv.DictReader(io.StringIO(done))}
     todo = [item for item in items if str(item.path) not in seen]
     detector = FaceDetector()
     added = 0
@@ -93,22 +94,23 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
                 name = f"{key}/{crop.face.frame:04d}.png"
                 cv2.imwrite(str(out / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR))
                 time = found.times[crop.face.frame]
-                rows += ",".join(_csv_cell(v) for v in (
-                    name, str(item.path), item.label, item.dataset, item.method, ";".join(item.identities),
-                    crop.face.frame, f"{time:.4f}", crop_track, " ".join(f"{v:.2f}" for v in crop.landmarks.ravel()),
-                )) + "\n"
+                rows += _csv_line(name, str(item.path), item.label, item.dataset, item.method,
+                                  ";".join(item.identities), crop.face.frame, f"{time:.4f}", crop_track,
+                                  " ".join(f"{v:.2f}" for v in crop.landmarks.ravel()))
                 kept += 1
         # Index first, then the done-list: a crash in between only redoes this clip.
         atomic_write(index_path, rows)
-        done += f"{_csv_cell(str(item.path))},{_csv_cell(status)},{kept}\n"
+        done += _csv_line(str(item.path), status, kept)
         atomic_write(done_path, done)
         added += 1
     return added
 
 
-def _csv_cell(value) -> str:
-    text = str(value)
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+def _csv_line(*values) -> str:
+    """One CSV row, quoted as the csv module reads it back (paths may hold commas)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,7 +187,7 @@ def learning_rate(config: TrainConfig) -> keras.optimizers.schedules.LearningRat
     cosine = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total - config.warmup_steps), alpha=0.01)
 
     class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warm-up, then cosine decay: a net trained from scratch diverges without the ramp."""
+        """Linear warm-up, then cosine decay: the ramp keeps the first updates of a fresh network small."""
         def __call__(self, step):
             step = tf.cast(step, tf.float32)
             warm = config.learning_rate * (step + 1) / max(1, config.warmup_steps)

@@ -160,3 +160,18 @@ def test_init_from_an_exported_model_or_weights_file(trained):
         assert np.array_equal(a, b)
     fresh = initial_model(None, config)
     assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), from_weights.get_weights()))
+
+
+def test_resume_with_commas_and_quotes_in_paths(tiny_data, tmp_path):
+    """The done-list is real CSV: a path with a comma or a quote is recognised as done, not redone."""
+    import shutil
+
+    folder, _, _ = tiny_data
+    odd = tmp_path / 'face, "odd".png'
+    shutil.copy(folder / "astronaut.png", odd)
+    items = [LabelledVideo(odd, 0, "photos", "real", ("odd",))]
+    out = tmp_path / "crops"
+    assert crops.build(items, out, frames=1, crop_size=64, progress=False) == 1
+    assert crops.build(items, out, frames=1, crop_size=64, progress=False) == 0
+    records = crops.read_index(out)
+    assert len(records) == 1 and records[0].video == str(odd)
