@@ -18,8 +18,8 @@ CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): k
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
 # MTCNN looks for, in pixels of the detection frame (27 of 360 = 7.5% of a 16:9 frame's height).
 # MTCNN's first pyramid level is side × 12/MIN_FACE whatever the side, so the ratio, not the side,
-# sets what is found; a smaller side makes its pyramid resampling ~2× cheaper (measured: 960/40 →
-# 640/27 cut detection CPU ~30–50%, same faces, boxes IoU ≈ 0.94 with the old ones).
+# sets what is found; a smaller side only makes the pyramid cheaper to build. bench/benchmark.py
+# measures the effect (swap the values back to 960/40 to compare).
 DETECT_SIDE = 640
 MIN_FACE = 27
 MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a false positive
@@ -48,8 +48,8 @@ class FaceDetector:
     def __init__(self, device: str = "cpu", detect_side: int = DETECT_SIDE, min_face: int = MIN_FACE):
         if device == "cpu":
             # One torch thread: MTCNN's small convolutions gain little from a second OpenMP thread,
-            # which spins whenever a core is busy (ffmpeg decodes beside it, TensorFlow scores):
-            # measured 2× less CPU and wall per frame with 1 thread on a busy 2-core machine.
+            # which spins whenever a core is busy (ffmpeg decodes beside it, TensorFlow scores);
+            # compare with bench/benchmark.py.
             torch.set_num_threads(1)
         self.detect_side = detect_side
         self.min_face = min_face
