@@ -102,7 +102,7 @@ BUILD_MODEL = """
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(sys.argv[2])))
-from detector.train import build_model  # the product's own network, untrained
+from detector.training.train import build_model  # the product's own network, untrained
 build_model().save(sys.argv[1])
 """
 
@@ -195,7 +195,7 @@ def _worker(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  — before tensorflow, as in the product
 
     from detector import pipeline
-    from detector.api import resolve_device
+    from detector.runtime import resolve_device
     from detector.faces import FaceDetector
     from detector.model import Model
 

@@ -5,10 +5,9 @@ import logging
 import sys
 from pathlib import Path
 
-import torch  # noqa: F401  — before tensorflow, always (see detector.model)
-
 from detector.faces import FaceDetector
-from detector.model import DEFAULT_MODEL_DIR, Model, ModelError, quiet_native_stderr
+from detector.model import DEFAULT_MODEL_DIR, Model, ModelError
+from detector.runtime import DeviceError, resolve_device
 from detector.pipeline import EXIT_USAGE, Scanner, Settings, find_inputs, run_batch
 from detector.results import ResultsFolder
 
@@ -22,21 +21,6 @@ NO_DEFAULT_MODEL = (
 )
 
 
-def resolve_device(name: str) -> str:
-    """'cpu' or 'gpu'. On cpu, TensorFlow is kept off any GPU so torch and TF never fight over it."""
-    import tensorflow as tf
-
-    with quiet_native_stderr():
-        gpus = tf.config.list_physical_devices("GPU")
-    if name == "auto":
-        name = "gpu" if gpus and torch.cuda.is_available() else "cpu"
-    if name == "gpu" and not (gpus and torch.cuda.is_available()):
-        raise ModelError("--device gpu: TensorFlow and torch do not both see a GPU on this machine")
-    if name == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
-    return name
-
-
 def run(source: Path, output: Path, model_path: Path | None, device: str, settings: Settings,
         overwrite: bool = False, progress: bool = True) -> int:
     try:
@@ -45,7 +29,7 @@ def run(source: Path, output: Path, model_path: Path | None, device: str, settin
             print(NO_DEFAULT_MODEL.format(path=DEFAULT_MODEL_DIR), file=sys.stderr)
             return EXIT_USAGE
         model = Model(model_path or DEFAULT_MODEL_DIR, device)
-    except ModelError as exc:
+    except (ModelError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

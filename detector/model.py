@@ -6,39 +6,14 @@ model this product descends from: 224×224 RGB in [0,1], 2-class softmax, index 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch  # noqa: F401  — must be imported before tensorflow: the reverse order segfaults with triton
-import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
 
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide TensorFlow's C++ start-up chatter (oneDNN, CUDA probing), which no setting silences;
-    Python errors still surface because they are raised after the descriptor is restored."""
-    if os.environ.get("DETECTOR_TF_LOGS"):
-        yield
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with quiet_native_stderr():
-    import tensorflow as tf  # noqa: E402
+from detector.runtime import tf
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 

@@ -12,10 +12,9 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from detector.files import atomic_write
 
 STATUSES = ("ok", "no_face", "unreadable", "error")
 
@@ -57,21 +56,6 @@ class Row:
 
 
 COLUMNS = [f.name for f in fields(Row)]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text so readers only ever see the old or the new file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultsFolder:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skimage
 
-from detector.augment import AugmentConfig, augment
+from detector.training.augment import AugmentConfig, augment, h264_roundtrip
 
 PROBABILITIES = [f.name for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_p")]
 ALL_OFF = AugmentConfig(**{name: 0.0 for name in PROBABILITIES})
@@ -22,7 +22,8 @@ def image() -> np.ndarray:
 
 
 def test_every_op_has_a_probability():
-    assert set(PROBABILITIES) == {"crop_p", "flip_p", "colour_p", "blur_p", "noise_p", "cutout_p", "jpeg_p"}
+    assert set(PROBABILITIES) == {"crop_p", "flip_p", "colour_p", "blur_p", "downscale_p", "noise_p", "cutout_p",
+                                 "jpeg_p"}
 
 
 def test_probability_zero_is_identity(image):
@@ -79,3 +80,23 @@ def test_non_square_and_odd_sizes():
     config = AugmentConfig(**{name: 1.0 for name in PROBABILITIES})
     out = augment(img, rng, config)
     assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_downscale_loses_fine_detail_only(image):
+    out = augment(image, np.random.default_rng(0), dataclasses.replace(ALL_OFF, downscale_p=1.0))
+    detail = lambda x: cv2.Laplacian(x.astype(np.float32), cv2.CV_32F).var()  # noqa: E731
+    assert detail(out) < 0.8 * detail(image)
+    assert abs(out.astype(float).mean() - image.astype(float).mean()) < 2  # same picture, softer
+
+
+@pytest.mark.parametrize("crf", [18, 40])
+def test_h264_roundtrip_keeps_order_and_degrades_with_crf(image, crf):
+    """Each crop comes back in its place (odd sizes too), more degraded at a higher CRF."""
+    batch = np.stack([image[:223, :221], image[:223, :221, ::-1], np.roll(image, 60, axis=0)[:223, :221]])
+    out = h264_roundtrip(batch, crf)
+    assert out.shape == batch.shape and out.dtype == np.uint8
+    errors = [[np.abs(o.astype(int) - b.astype(int)).mean() for b in batch] for o in out]
+    assert all(np.argmin(row) == i for i, row in enumerate(errors))  # crop i decodes closest to crop i
+    assert 0 < errors[0][0] < (3 if crf == 18 else 12)
+    if crf == 40:
+        assert errors[0][0] > np.abs(h264_roundtrip(batch, 18)[0].astype(int) - batch[0].astype(int)).mean()

@@ -1,4 +1,4 @@
-"""Tests for detector.datasets: every layout is built from empty files in tmp_path."""
+"""Tests for detector.training.datasets: every layout is built from empty files in tmp_path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.datasets import (
+from detector.training.datasets import (
     LabelledVideo,
     celebdf_test_list,
     read_celebdf,

@@ -1,4 +1,4 @@
-"""Tests for detector.report, against values worked out by hand in the comments."""
+"""Tests for detector.evaluation.report, against values worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from detector.report import Metrics, compute_metrics, format_table, grouped_metrics, pick_threshold, write_report
+from detector.evaluation.report import Metrics, compute_metrics, format_table, grouped_metrics, pick_threshold, write_report
 
 # Running example: two reals (0.1, 0.4) and two fakes (0.35, 0.8).
 LABELS = [0, 0, 1, 1]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from detector.pipeline import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
-from detector.results import COLUMNS, ResultsFolder, Row, atomic_write
+from detector.files import atomic_write
+from detector.results import COLUMNS, ResultsFolder, Row
 
 
 def test_atomic_write_leaves_only_the_file(tmp_path):

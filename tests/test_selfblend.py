@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skimage
 
-from detector.selfblend import MASK_REACH, face_mask, sample_grid, self_blend
+from detector.training.selfblend import MASK_REACH, face_mask, sample_grid, self_blend
 
 SIZE = 224
 N_DRAWS = 50  # random draws per property check: covers the mask/transform variants

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, face_clip, ffmpeg
-from detector import crops
-from detector.datasets import LabelledVideo
+from detector.training import crops
+from detector.training.datasets import LabelledVideo
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
         row = next(csv.DictReader(handle))
     assert row["status"] == "ok" and 0.0 <= float(row["p_fake"]) <= 1.0
 
-    from detector.evaluate import evaluate
+    from detector.evaluation.evaluate import evaluate
     from detector.model import Model
     from detector.pipeline import Settings
 
@@ -131,7 +131,7 @@ def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
     for name in ("predictions.csv", "metrics.json", "roc.png", "scores.png"):
         assert (folder / "eval" / name).stat().st_size > 0
 
-    from detector.evaluate import record_in_card
+    from detector.evaluation.evaluate import record_in_card
 
     record_in_card(run / "model", metrics, "python -m detector.evaluate …")
     card = json.loads((run / "model" / "model.json").read_text())
@@ -150,7 +150,7 @@ def test_resume_after_the_last_epoch_keeps_the_run(trained):
 
 def test_init_from_an_exported_model_or_weights_file(trained):
     """Fine-tuning starts from exactly the weights given (SavedModel folder or .weights.h5)."""
-    from detector.train import TrainConfig, initial_model
+    from detector.training.train import TrainConfig, initial_model
 
     run, _ = trained
     config = TrainConfig(input_size=64)

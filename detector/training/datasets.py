@@ -12,6 +12,7 @@ inflates the validation score. `split_by_identity` keeps every identity on one s
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.files import atomic_write
 from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
@@ -295,26 +297,32 @@ def read_dataset(root: Path) -> list[LabelledVideo]:
 
 
 def read_face_photos(root: Path) -> list[LabelledVideo]:
-    """Real face photos (e.g. LFW) for self-blended training: label real, dataset = folder name.
+    """Face photos or stills for training, dataset = folder name: real unless `index.csv` says.
 
-    An `index.csv` with `file` and an identity column (`identity` or `lfw_identity`) names each
-    person, so one person's photos stay on one side of the split; else the file's folder does.
+    `index.csv` (optional) has `file` (relative to the folder, or a bare file name) and any of:
+    an identity column (`identity` or `lfw_identity`), so one person's photos stay on one side
+    of the split, else the file's folder names the person; `label` (real/fake) and `method`,
+    as in a pool of FaceForensics++ crops (`faces/ffpp_crops`).
     """
     root = Path(root).resolve()
-    names: dict[str, str] = {}
+    rows: dict[str, dict[str, str]] = {}
     if (root / "index.csv").is_file():
         with (root / "index.csv").open(newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
-                person = row.get("identity") or row.get("lfw_identity")
-                if row.get("file") and person:
-                    names[row["file"]] = person
+                if row.get("file"):
+                    rows[row["file"]] = row
+                    rows.setdefault(Path(row["file"]).name, row)
     photos = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not photos:
         raise ValueError(f"no face photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}")
-    return [
-        LabelledVideo(p, REAL, root.name, "real", (f"{root.name}:{names.get(p.name, p.parent.name)}",))
-        for p in photos
-    ]
+    items = []
+    for path in photos:
+        row = rows.get(path.relative_to(root).as_posix()) or rows.get(path.name) or {}
+        person = row.get("identity") or row.get("lfw_identity") or path.parent.name
+        label = _parse_label(row["label"], f"{root / 'index.csv'}: {path.name}") if row.get("label") else REAL
+        method = "real" if label == REAL else (row.get("method") or "unknown")
+        items.append(LabelledVideo(path, label, root.name, method, (f"{root.name}:{person}",)))
+    return items
 
 
 # --- split -----------------------------------------------------------------------------------
@@ -344,51 +352,83 @@ def _count(groups: list[list[LabelledVideo]], label: int) -> int:
     return sum(v.label == label for group in groups for v in group)
 
 
+SIDES = ("train", "val", "test")
+
+
+def split_sides(
+    videos: Iterable[LabelledVideo],
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    held_out: set[Path] | None = None,
+) -> dict[str, list[LabelledVideo]]:
+    """Split into train, val and test so that no identity appears on two sides.
+
+    Videos sharing an identity form one group. Groups holding any of `held_out` (e.g. an
+    official test list) go to test, or to val when there is no test fraction. The other groups,
+    in seeded-random order, each go to the side furthest below its share of every
+    (dataset, label) cell the group touches: stratified, so each side gets its share of every
+    source's reals and fakes, not just of the whole. If val or test then lacks a label, the
+    smallest train group with that label moves over, provided train keeps some of it. Same
+    input and seed, same split, whatever the input order.
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if val_fraction + test_fraction > 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be at most 1, got {val_fraction + test_fraction}")
+    videos = _by_path(videos)
+    share = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
+    forced_side = "test" if test_fraction > 0 else "val"
+    forced = held_out or set()
+    groups = _identity_groups(videos)
+    sides: dict[str, list[list[LabelledVideo]]] = {side: [] for side in SIDES}
+    totals: dict[tuple[str, int], int] = {}
+    for video in videos:
+        totals[video.dataset, video.label] = totals.get((video.dataset, video.label), 0) + 1
+    counts = {side: dict.fromkeys(totals, 0) for side in SIDES}
+
+    def place(group: list[LabelledVideo], side: str) -> None:
+        sides[side].append(group)
+        for video in group:
+            counts[side][video.dataset, video.label] += 1
+
+    rest = []
+    for group in groups:
+        if any(v.path in forced for v in group):
+            place(group, forced_side)
+        else:
+            rest.append(group)
+    for index in np.random.default_rng(seed).permutation(len(rest)):
+        group = rest[index]
+        deficit = {side: sum(share[side] * totals[v.dataset, v.label] - counts[side][v.dataset, v.label]
+                             for v in group) for side in SIDES if share[side] > 0}
+        place(group, max(deficit, key=lambda side: (deficit[side], -SIDES.index(side))))
+
+    for side in ("val", "test"):
+        if share[side] == 0:
+            continue
+        for label in (REAL, FAKE):
+            if _count(sides[side], label):
+                continue
+            in_train = _count(sides["train"], label)
+            movable = [g for g in sides["train"] if 0 < _count([g], label) < in_train]
+            if movable:
+                group = min(movable, key=len)
+                sides["train"].remove(group)
+                sides[side].append(group)
+    return {side: _by_path(v for g in sides[side] for v in g) for side in SIDES}
+
+
 def split_by_identity(
     videos: Iterable[LabelledVideo],
     val_fraction: float = 0.2,
     seed: int = 0,
     val_paths: set[Path] | None = None,
 ) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
-    """Split into (train, val) so that no identity appears on both sides.
-
-    Videos sharing an identity form one group; groups holding any of `val_paths` (e.g. an
-    official test list) go to val, then seeded-random groups are added while that brings val
-    closer to `val_fraction` of the videos. If val then lacks a label, the smallest train
-    group with that label moves over, provided train keeps some of it. Same input and seed,
-    same split, whatever the input order.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    videos = _by_path(videos)
-    forced = val_paths or set()
-    groups = _identity_groups(videos)
-    val = [g for g in groups if any(v.path in forced for v in g)]
-    rest = [g for g in groups if not any(v.path in forced for v in g)]
-
-    target = val_fraction * len(videos)
-    n_val = sum(len(g) for g in val)
-    train = []
-    for index in np.random.default_rng(seed).permutation(len(rest)):
-        group = rest[index]
-        if abs(n_val + len(group) - target) < abs(n_val - target):
-            val.append(group)
-            n_val += len(group)
-        else:
-            train.append(group)
-
-    if target > 0:
-        for label in (REAL, FAKE):
-            if _count(val, label):
-                continue
-            in_train = _count(train, label)
-            movable = [g for g in train if 0 < _count([g], label) < in_train]
-            if movable:
-                group = min(movable, key=len)
-                train.remove(group)
-                val.append(group)
-
-    return _by_path(v for g in train for v in g), _by_path(v for g in val for v in g)
+    """(train, val) with no identity on both sides; `val_paths` are forced into val (`split_sides`)."""
+    sides = split_sides(videos, val_fraction, 0.0, seed, val_paths)
+    return sides["train"], sides["val"]
 
 
 # --- split files -----------------------------------------------------------------------------
@@ -396,23 +436,21 @@ def split_by_identity(
 _SPLIT_COLUMNS = ("path", "label", "dataset", "method", "identities", "split")
 
 
-def write_split(path: Path, train: Iterable[LabelledVideo], val: Iterable[LabelledVideo]) -> None:
+def write_split(path: Path, train: Iterable[LabelledVideo], val: Iterable[LabelledVideo],
+                test: Iterable[LabelledVideo] = ()) -> None:
     """Save a split as CSV so training and evaluation runs use exactly the same videos."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(_SPLIT_COLUMNS)
-        for split, videos in (("train", train), ("val", val)):
-            for v in videos:
-                identities = ";".join(v.identities)
-                writer.writerow([v.path, v.label, v.dataset, v.method, identities, split])
+    rows = [_SPLIT_COLUMNS]
+    for split, videos in (("train", train), ("val", val), ("test", test)):
+        rows += [(v.path, v.label, v.dataset, v.method, ";".join(v.identities), split) for v in videos]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    atomic_write(path, buffer.getvalue())
 
 
-def read_split(path: Path) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
-    """Load a split written by `write_split`, as (train, val)."""
+def read_split_sides(path: Path) -> dict[str, list[LabelledVideo]]:
+    """Load a split written by `write_split`: {"train": [...], "val": [...], "test": [...]}."""
     path = Path(path)
-    sides: dict[str, list[LabelledVideo]] = {"train": [], "val": []}
+    sides: dict[str, list[LabelledVideo]] = {side: [] for side in SIDES}
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         missing = sorted(set(_SPLIT_COLUMNS) - set(reader.fieldnames or ()))
@@ -420,7 +458,7 @@ def read_split(path: Path) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
             raise ValueError(f"{path}: split file lacks column(s) {', '.join(missing)}")
         for line_no, row in enumerate(reader, start=2):
             if row["split"] not in sides:
-                raise ValueError(f"{path}:{line_no}: split {row['split']!r} is not train or val")
+                raise ValueError(f"{path}:{line_no}: split {row['split']!r} is not train, val or test")
             sides[row["split"]].append(
                 LabelledVideo(
                     path=Path(row["path"]),
@@ -430,4 +468,10 @@ def read_split(path: Path) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
                     identities=tuple(i for i in row["identities"].split(";") if i),
                 )
             )
+    return sides
+
+
+def read_split(path: Path) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
+    """Load a split written by `write_split`, as (train, val)."""
+    sides = read_split_sides(path)
     return sides["train"], sides["val"]

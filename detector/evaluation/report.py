@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+
 
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
+from detector.files import atomic_open
 
 _PROB_CLIP = 1e-6
 ALL = "all"
@@ -151,20 +149,6 @@ def pick_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
     return float(best[np.argmin(np.abs(best - 0.5))])
 
 
-@contextmanager
-def _atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Write to a temp file beside `path` and rename it over, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _plot_roc(
     path: Path, y: np.ndarray, s: np.ndarray, masks: dict[str, np.ndarray], metrics: dict[str, Metrics]
 ) -> None:
@@ -185,7 +169,7 @@ def _plot_roc(
     ax.set(xlabel="False positive rate (real called fake)", ylabel="True positive rate (fake caught)",
            title="ROC", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize="small")
-    with _atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
@@ -203,7 +187,7 @@ def _plot_scores(path: Path, y: np.ndarray, s: np.ndarray, threshold: float) -> 
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="score (p_fake)", ylabel="videos", title="Score distribution")
     ax.legend(fontsize="small")
-    with _atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
@@ -219,7 +203,7 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    with _atomic_open(out_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_open(out_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         writer.writeheader()
         writer.writerows(rows)
@@ -228,7 +212,7 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "metrics": {name: asdict(m) for name, m in metrics.items()},
     }
-    with _atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
+    with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2, allow_nan=False)  # fail loudly rather than emit NaN
         f.write("\n")
 

@@ -1,8 +1,10 @@
 """Training augmentation for face crops (numpy/cv2, RGB uint8).
 
 The ops target what varies between datasets and platforms rather than between
-real and fake: framing, colour, sharpness, sensor noise, re-compression and
-occlusion. Randomising them stops the detector from keying on any of these.
+real and fake: framing, colour, sharpness, resolution, sensor noise,
+re-compression (JPEG per crop, H.264 per batch) and occlusion. Randomising them
+stops the detector from keying on any of these: clips reach users re-encoded
+and down-scaled by the platforms they passed through.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.03  # fraction of the hue circle
-    blur_p: float = 0.1
+    blur_p: float = 0.15
     blur_sigma: tuple[float, float] = (0.3, 1.5)
+    downscale_p: float = 0.25
+    downscale: tuple[float, float] = (0.35, 0.9)  # side factor before scaling back up
     noise_p: float = 0.1
     noise_std: tuple[float, float] = (2.0, 8.0)  # in 0..255 units
     cutout_p: float = 0.2
@@ -59,6 +63,14 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator, config: AugmentC
     grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     out = grey[..., None] + (out - grey[..., None]) * rng.uniform(1 - config.saturation, 1 + config.saturation)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _downscale(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Lose resolution as a small or up-scaled face in a low-resolution clip does."""
+    h, w = image.shape[:2]
+    factor = rng.uniform(*config.downscale)
+    small = cv2.resize(image, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
 
 
 def _gaussian_noise(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
@@ -106,6 +118,8 @@ def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig =
         out = _colour_jitter(out, rng, config)
     if rng.random() < config.blur_p:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*config.blur_sigma))
+    if rng.random() < config.downscale_p:
+        out = _downscale(out, rng, config)
     if rng.random() < config.noise_p:
         out = _gaussian_noise(out, rng, config)
     if rng.random() < config.cutout_p:
@@ -113,3 +127,27 @@ def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig =
     if rng.random() < config.jpeg_p:
         out = _jpeg(out, rng, config)
     return out.copy() if out is image else out  # never hand back the caller's buffer
+
+
+def h264_roundtrip(images: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
+    """Encode N×H×W×3 RGB crops as one H.264 clip (yuv420p, 25 fps) at `crf` and decode them back.
+
+    A platform's re-encode blurs fine texture, blocks and smears chroma in ways JPEG does not;
+    one ffmpeg call per batch keeps the cost to a few tens of milliseconds.
+    """
+    import subprocess
+
+    from detector.video import ffmpeg_binary
+
+    n, h, w, _ = images.shape
+    even = np.pad(images, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p needs even sides
+    encode = [ffmpeg_binary(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{even.shape[2]}x{even.shape[1]}",
+              "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+              "-f", "h264", "-"]
+    stream = subprocess.run(encode, input=np.ascontiguousarray(even).tobytes(), capture_output=True, check=True).stdout
+    decode = [ffmpeg_binary(), "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(decode, input=stream, capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, even.shape[1], even.shape[2], 3)
+    if len(frames) != n:
+        raise RuntimeError(f"H.264 round trip returned {len(frames)} frames for {n}")
+    return frames[:, :h, :w].copy()

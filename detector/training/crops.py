@@ -1,0 +1,147 @@
+"""Build a cached face-crop dataset from labelled videos and photos, with the scanner's own stages.
+
+    python -m detector.crops --data ../shared/data --photos ../shared/data/faces/lfw --out work/crops
+
+Crops come from `detector.pipeline.extract_faces`, the function the scanner uses, so a model
+trained on them sees exactly what it will be asked to judge. Only each clip's main face track is
+kept: in a face-swap video other people in the frame are real, and labelling them fake would
+teach the model noise. Resumable: a clip already in the index is not processed again.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from detector.training.datasets import LabelledVideo, read_dataset, read_face_photos
+from detector.faces import FaceDetector
+from detector.pipeline import extract_faces
+from detector.files import atomic_write
+from detector.video import VideoError
+
+INDEX_COLUMNS = ["crop", "video", "label", "dataset", "method", "identities", "frame", "time", "track", "landmarks"]
+
+
+@dataclass(frozen=True)
+class CropRecord:
+    """One row of index.csv: a crop file and everything known about where it came from."""
+    crop: Path
+    video: str
+    label: int
+    dataset: str
+    method: str
+    identities: tuple[str, ...]
+    frame: int
+    time: float
+    track: int
+    landmarks: np.ndarray  # 5×2 in crop pixels
+
+    def image(self) -> np.ndarray:
+        """The crop as RGB uint8."""
+        return cv2.cvtColor(cv2.imread(str(self.crop), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def read_index(folder: Path) -> list[CropRecord]:
+    path = Path(folder) / "index.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"no crop index at {path}: build it with python -m detector.crops")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            CropRecord(Path(folder) / row["crop"], row["video"], int(row["label"]), row["dataset"], row["method"],
+                       tuple(row["identities"].split(";")), int(row["frame"]), float(row["time"] or "nan"),
+                       int(row["track"]), np.array(row["landmarks"].split(), np.float32).reshape(5, 2))
+            for row in csv.DictReader(handle)
+        ]
+
+
+def main_track(tracks: list[int]) -> int:
+    """The track with the most crops (ties: the first, which holds the larger face)."""
+    return max(dict.fromkeys(tracks), key=tracks.count)
+
+
+def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, progress: bool = True) -> int:
+    """Append the crops of every item not yet in out/index.csv; returns how many items were added."""
+    out.mkdir(parents=True, exist_ok=True)
+    index_path, done_path = out / "index.csv", out / "videos.csv"
+    rows = index_path.read_text(encoding="utf-8") if index_path.exists() else ",".join(INDEX_COLUMNS) + "\n"
+    done = done_path.read_text(encoding="utf-8") if done_path.exists() else "video,status,crops\n"
+    seen = {row["video"] for row in csv.DictReader(io.StringIO(done))}
+    todo = [item for item in items if str(item.path) not in seen]
+    detector = FaceDetector()
+    added = 0
+    for item in tqdm(todo, unit="clip", disable=not progress, desc="crops"):
+        key = hashlib.sha1(str(item.path).encode()).hexdigest()[:12]
+        try:
+            found = extract_faces(item.path, detector, frames, crop_size)
+            status = "ok" if found.crops else "no_face"
+        except VideoError as exc:
+            found, status = None, f"unreadable: {exc}"
+        kept = 0
+        if found and found.crops:
+            track = main_track(found.tracks)
+            (out / key).mkdir(exist_ok=True)
+            for crop, crop_track in zip(found.crops, found.tracks):
+                if crop_track != track:
+                    continue
+                name = f"{key}/{crop.face.frame:04d}.png"
+                cv2.imwrite(str(out / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR))
+                time = found.times[crop.face.frame]
+                rows += _csv_line(name, str(item.path), item.label, item.dataset, item.method,
+                                  ";".join(item.identities), crop.face.frame, f"{time:.4f}", crop_track,
+                                  " ".join(f"{v:.2f}" for v in crop.landmarks.ravel()))
+                kept += 1
+        # Index first, then the done-list: a crash in between only redoes this clip.
+        atomic_write(index_path, rows)
+        done += _csv_line(str(item.path), status, kept)
+        atomic_write(done_path, done)
+        added += 1
+    return added
+
+
+def _csv_line(*values) -> str:
+    """One CSV row, quoted as the csv module reads it back (paths may hold commas)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m detector.crops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, action="append", default=[],
+                        help="labelled videos: a folder in a supported layout or a CSV manifest (repeatable)")
+    parser.add_argument("--photos", type=Path, action="append", default=[],
+                        help="a folder of real face photos, e.g. LFW (repeatable); index.csv names identities")
+    parser.add_argument("--out", type=Path, required=True, help="crop dataset folder (resumes if it exists)")
+    parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32, as the scanner)")
+    parser.add_argument("--size", type=int, default=224, help="crop size in pixels (default 224, the model's input)")
+    parser.add_argument("--limit-photos", type=int, default=None, help="use at most this many photos (seeded pick)")
+    args = parser.parse_args(argv)
+    items: list[LabelledVideo] = []
+    for data in args.data:
+        items += read_dataset(data)
+    for photos in args.photos:
+        found = read_face_photos(photos)
+        if args.limit_photos is not None and len(found) > args.limit_photos:
+            pick = np.random.default_rng(0).choice(len(found), args.limit_photos, replace=False)
+            found = [found[i] for i in sorted(pick)]
+        items += found
+    if not items:
+        parser.error("nothing to do: give --data and/or --photos")
+    added = build(items, args.out, args.frames, args.size)
+    records = read_index(args.out)
+    print(f"{added} new item(s); {len(records)} crops from "
+          f"{len({r.video for r in records})} clips/photos in {args.out / 'index.csv'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
