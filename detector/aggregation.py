@@ -2,6 +2,7 @@
 
 Default ("track-max"): average each face track's crops, then take the most suspicious track, so
 a single swapped face among several real ones is not diluted. "mean": all crops averaged.
+A model whose model.json carries a calibration has that score mapped to a probability last.
 """
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ import numpy as np
 
 AGGREGATES = ("track-max", "mean")
 MIN_TRACK_SHARE = 0.1  # a track seen in fewer than this share of sampled frames is a passer-by
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of a video score: p = sigmoid(scale · logit(raw) + bias), fitted on validation
+    clips so that p_fake means what it says (of clips scored 0.8, about 80% are fake).
+    scale 1, bias 0 is the identity; a scale below 1 tempers an over-confident model."""
+    scale: float = 1.0
+    bias: float = 0.0
+
+    def __call__(self, raw: float) -> float:
+        raw = min(max(float(raw), 1e-7), 1 - 1e-7)
+        return float(1.0 / (1.0 + np.exp(-(self.scale * np.log(raw / (1 - raw)) + self.bias))))
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class TrackScore:
 class Verdict:
     p_fake: float
     label: str  # "FAKE" or "REAL"
+    p_raw: float  # the score before calibration (equal to p_fake for an uncalibrated model)
     aggregate: str
     threshold: float
     tracks: list[TrackScore]
@@ -32,7 +47,7 @@ class Verdict:
 
 
 def aggregate(scores: np.ndarray, tracks: list[int], n_frames: int, threshold: float,
-              method: str = "track-max") -> Verdict:
+              method: str = "track-max", calibration: Calibration | None = None) -> Verdict:
     """The video's p_fake from crop scores and each crop's track id (at least one crop)."""
     if method not in AGGREGATES:
         raise ValueError(f"unknown aggregate {method!r}; choose from {', '.join(AGGREGATES)}")
@@ -60,6 +75,10 @@ def aggregate(scores: np.ndarray, tracks: list[int], n_frames: int, threshold: f
     skipped = len(per_track) - len(counted)
     if skipped and method != "mean":
         reason += f"; {skipped} track(s) seen in fewer than {min_crops} frames ignored"
+    p_raw = p_fake
+    if calibration is not None:
+        p_fake = calibration(p_raw)
+        reason += f"; {p_raw:.3f} calibrated to {p_fake:.3f}"
     label = "FAKE" if p_fake >= threshold else "REAL"
     reason += f"; {p_fake:.3f} {'≥' if label == 'FAKE' else '<'} threshold {threshold:.3f} → {label}"
-    return Verdict(p_fake, label, method, threshold, per_track, reason)
+    return Verdict(p_fake, label, p_raw, method, threshold, per_track, reason)

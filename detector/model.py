@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.aggregation import Calibration
 from detector.runtime import tf
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -29,6 +30,7 @@ class Contract:
     output: str = "softmax"  # "softmax": one column per class; "sigmoid": one column, p(fake)
     fake_index: int = 1
     threshold: float = 0.5
+    calibration: Calibration | None = None  # {"scale": a, "bias": b}: Platt scaling of the video score
     card: dict = field(default_factory=dict)  # the rest of model.json: data card, metrics, …
 
     @classmethod
@@ -41,8 +43,10 @@ class Contract:
             if not isinstance(data, dict):
                 raise TypeError(f"expected a JSON object, found {type(data).__name__}")
             known = {k: data[k] for k in ("input_size", "output", "fake_index", "threshold") if k in data}
+            special = ("input_range", "calibration")
             contract = cls(**known, input_range=tuple(data.get("input_range", (0.0, 1.0))),
-                           card={k: v for k, v in data.items() if k not in known and k != "input_range"})
+                           calibration=_calibration(data.get("calibration")),
+                           card={k: v for k, v in data.items() if k not in known and k not in special})
             contract._check_types()
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a valid model contract ({exc})") from None
@@ -69,7 +73,18 @@ class Contract:
         data = asdict(self)
         data.update(data.pop("card"))
         data["input_range"] = list(self.input_range)
+        if self.calibration is None:
+            del data["calibration"]
         return data
+
+
+def _calibration(value) -> Calibration | None:
+    if value is None:
+        return None
+    if not (isinstance(value, dict) and all(isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool)
+                                            for k in ("scale", "bias"))):
+        raise ValueError(f'calibration must be {{"scale": number, "bias": number}}, not {value!r}')
+    return Calibration(float(value["scale"]), float(value["bias"]))
 
 
 class Model:

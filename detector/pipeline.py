@@ -98,8 +98,8 @@ class Scanner:
             details["video"] = asdict(found.info)
             details["frames"] = _frames_detail(found, scores)
             if found.crops:
-                verdict = aggregate(scores, found.tracks, len(found.times),
-                                    self.settings.threshold_for(self.model), self.settings.aggregate)
+                verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
+                                    self.settings.aggregate, self.model.contract.calibration)
                 row.status, row.label, row.p_fake = "ok", verdict.label, verdict.p_fake
                 details["verdict"] = asdict(verdict)
             else:

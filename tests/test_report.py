@@ -172,7 +172,7 @@ def test_write_report_writes_parseable_files(tmp_path: Path) -> None:
 def test_format_table_lists_every_group() -> None:
     metrics = grouped_metrics([0, 0, 1, 1], SCORES, ["real", "real", "Deepfakes", "Deepfakes"], 0.5)
     lines = format_table(metrics).splitlines()
-    assert lines[0].split() == ["group", "n", "AUC", "log", "loss", "acc", "bal", "acc", "EER", "AP"]
+    assert lines[0].split() == ["group", "n", "AUC", "(95%", "CI)", "log", "loss", "acc", "bal", "acc", "EER", "AP"]
     assert [line.split()[0] for line in lines[2:]] == ["all", "real", "Deepfakes"]
     assert lines[2].split()[2] == "0.750"
     assert lines[3].split()[2] == "-"  # reals alone have no AUC

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
+
 from detector.files import atomic_open
 
 _PROB_CLIP = 1e-6
@@ -37,6 +38,8 @@ class Metrics:
     eer: float | None
     average_precision: float | None
     threshold: float
+    auc_low: float | None = None  # 95% bootstrap interval of the AUC (videos resampled within each class)
+    auc_high: float | None = None
 
 
 def _as_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,12 +73,27 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
+def auc_interval(y: np.ndarray, s: np.ndarray, level: float = 0.95, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC AUC: reals and fakes are resampled separately, so
+    every resample has both classes. With a few dozen videos the interval is wide; say so."""
+    rng = np.random.default_rng(seed)
+    real, fake = s[y == 0], s[y == 1]
+    both = np.concatenate([real[rng.integers(real.size, size=(n, real.size))],
+                           fake[rng.integers(fake.size, size=(n, fake.size))]], axis=1)
+    ranks = rankdata(both, axis=1)[:, real.size:]  # Mann–Whitney: AUC from the fakes' rank sum
+    wins = (ranks.sum(axis=1) - fake.size * (fake.size + 1) / 2) / (fake.size * real.size)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(wins, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def compute_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> Metrics:
     """Metrics for one set; ranking metrics (AUC, log loss, EER, AP) need both classes, else None."""
     y, s = _as_arrays(labels, scores)
     pred = (s >= threshold).astype(int)
     n_fake = int(y.sum())
     both_classes = 0 < n_fake < y.size
+    low, high = auc_interval(y, s) if both_classes else (None, None)
     return Metrics(
         n=int(y.size),
         n_real=int(y.size - n_fake),
@@ -91,6 +109,8 @@ def compute_metrics(labels: Sequence[int], scores: Sequence[float], threshold: f
         eer=_equal_error_rate(y, s) if both_classes else None,
         average_precision=float(average_precision_score(y, s)) if both_classes else None,
         threshold=float(threshold),
+        auc_low=low,
+        auc_high=high,
     )
 
 
@@ -191,7 +211,7 @@ def _plot_scores(path: Path, y: np.ndarray, s: np.ndarray, threshold: float) -> 
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
-def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics]) -> None:
+def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics], extra: dict | None = None) -> None:
     """Write predictions.csv, metrics.json, roc.png and scores.png into `out_dir`.
 
     Each row must carry "label" (0/1) and "score"; an optional "group" lets the ROC
@@ -211,6 +231,7 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
     payload = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "metrics": {name: asdict(m) for name, m in metrics.items()},
+        **(extra or {}),
     }
     with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2, allow_nan=False)  # fail loudly rather than emit NaN
@@ -226,13 +247,16 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
 
 def format_table(metrics: dict[str, Metrics]) -> str:
     """A fixed-width plain-text table, readable in a terminal and pasteable into a README."""
-    header = ["group", "n", "AUC", "log loss", "acc", "bal acc", "EER", "AP"]
+    header = ["group", "n", "AUC (95% CI)", "log loss", "acc", "bal acc", "EER", "AP"]
 
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
+    def auc(m: Metrics) -> str:
+        return num(m.auc) if m.auc_low is None else f"{m.auc:.3f} ({m.auc_low:.2f}–{m.auc_high:.2f})"
+
     body = [
-        [name, str(m.n), num(m.auc), num(m.log_loss), num(m.accuracy), num(m.balanced_accuracy),
+        [name, str(m.n), auc(m), num(m.log_loss), num(m.accuracy), num(m.balanced_accuracy),
          num(m.eer), num(m.average_precision)]
         for name, m in metrics.items()
     ]
