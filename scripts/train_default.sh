@@ -17,7 +17,7 @@ DATA=$(realpath "${1:?usage: train_default.sh DATA_DIR [WORK_DIR]}")
 cd "$(dirname "$0")/.."
 WORK=${2:-work}
 PY=${PY:-.venv/bin/python}
-EPOCHS=${EPOCHS:-10}
+EPOCHS=${EPOCHS:-8}
 STEPS=${STEPS:-500}
 SPLIT=(--val-fraction 0.5 --test-fraction 0.5 --seed 0)
 CROPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_lfw")
