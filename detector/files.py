@@ -1,10 +1,14 @@
-"""Atomic file writes: every file the project writes goes through `atomic_open`, so a reader
-(or a crash) only ever sees the old or the new version, never half of one."""
+"""Crash-safe files. Whole files are written through `atomic_open`, so a reader (or a crash)
+only ever sees the old or the new version, never half of one; the CSVs that grow one record per
+input (results.csv, the crop index) are appended to with `append_csv` and read back with
+`read_csv_log`, which drops a torn last record."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -35,3 +39,32 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     """Replace `path` with `data` (text or bytes) atomically."""
     with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as handle:
         handle.write(data)
+
+
+def csv_text(records: Iterable[Sequence[Any]]) -> str:
+    """Records as CSV text with "\\n" line ends, quoted as the csv module reads them back."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(records)
+    return buffer.getvalue()
+
+
+def append_csv(path: Path, records: Iterable[Sequence[Any]]) -> None:
+    """Append records to a CSV in one write, then fsync: a crash loses at most this write, whose
+    torn tail `read_csv_log` drops, and never touches the records before it. Cost does not grow
+    with the file (results.csv and the crop index grow to 100,000s of rows)."""
+    with open(path, "a", encoding="utf-8", newline="") as handle:
+        handle.write(csv_text(records))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_csv_log(path: Path) -> tuple[list[list[str]], bool]:
+    """The complete records (header first) of a CSV written by `append_csv`, and whether a torn
+    last record was dropped. It is torn when the file does not end with a newline, or its
+    last record is cut inside a quoted field (an odd number of quote characters: a whole CSV
+    doubles the ones it holds) or has fewer or more fields than the header."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    torn = bool(text) and (not text.endswith("\n") or text.count('"') % 2 == 1
+                           or (len(records) > 1 and len(records[-1]) != len(records[0])))
+    return (records[:-1] if torn else records), torn

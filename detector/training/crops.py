@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from tqdm import tqdm
 from detector.training.datasets import LabelledVideo, read_dataset, read_face_photos
 from detector.faces import FaceDetector
 from detector.pipeline import extract_faces
-from detector.files import atomic_write
+from detector.files import append_csv, atomic_write, csv_text, read_csv_log
 from detector.video import VideoError
 
 INDEX_COLUMNS = ["crop", "video", "label", "dataset", "method", "identities", "frame", "time", "track", "landmarks"]
@@ -67,13 +66,15 @@ def main_track(tracks: list[int]) -> int:
     return max(dict.fromkeys(tracks), key=tracks.count)
 
 
+DONE_COLUMNS = ["video", "status", "crops"]
+
+
 def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, progress: bool = True) -> int:
     """Append the crops of every item not yet in out/index.csv; returns how many items were added."""
     out.mkdir(parents=True, exist_ok=True)
     index_path, done_path = out / "index.csv", out / "videos.csv"
-    rows = index_path.read_text(encoding="utf-8") if index_path.exists() else ",".join(INDEX_COLUMNS) + "\n"
-    done = done_path.read_text(encoding="utf-8") if done_path.exists() else "video,status,crops\n"
-    seen = {row["video"] for row in csv.DictReader(io.StringIO(done))}
+    seen = {record[0] for record in _open_log(done_path, DONE_COLUMNS, lambda record: True)}
+    _open_log(index_path, INDEX_COLUMNS, lambda record: record[1] in seen)
     todo = [item for item in items if str(item.path) not in seen]
     detector = FaceDetector()
     added = 0
@@ -84,7 +85,7 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
             status = "ok" if found.crops else "no_face"
         except VideoError as exc:
             found, status = None, f"unreadable: {exc}"
-        kept = 0
+        rows = []
         if found and found.crops:
             track = main_track(found.tracks)
             (out / key).mkdir(exist_ok=True)
@@ -94,23 +95,25 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
                 name = f"{key}/{crop.face.frame:04d}.png"
                 cv2.imwrite(str(out / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR))
                 time = found.times[crop.face.frame]
-                rows += _csv_line(name, str(item.path), item.label, item.dataset, item.method,
-                                  ";".join(item.identities), crop.face.frame, f"{time:.4f}", crop_track,
-                                  " ".join(f"{v:.2f}" for v in crop.landmarks.ravel()))
-                kept += 1
-        # Index first, then the done-list: a crash in between only redoes this clip.
-        atomic_write(index_path, rows)
-        done += _csv_line(str(item.path), status, kept)
-        atomic_write(done_path, done)
+                rows.append((name, str(item.path), item.label, item.dataset, item.method,
+                             ";".join(item.identities), crop.face.frame, f"{time:.4f}", crop_track,
+                             " ".join(f"{v:.2f}" for v in crop.landmarks.ravel())))
+        # Index rows first, then the done-list row, each one appended write: a crash in between
+        # only redoes this clip (its index rows are dropped on the next build, as not done).
+        append_csv(index_path, rows)
+        append_csv(done_path, [(str(item.path), status, len(rows))])
         added += 1
     return added
 
 
-def _csv_line(*values) -> str:
-    """One CSV row, quoted as the csv module reads it back (paths may hold commas)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
-    return buffer.getvalue()
+def _open_log(path: Path, columns: list[str], keep) -> list[list[str]]:
+    """The records of an append-only CSV that `keep` accepts; the file is rewritten (atomically,
+    once) only when it is new, had a torn last record, or held records not kept."""
+    records, torn = read_csv_log(path) if path.exists() else ([], False)
+    kept = [record for record in records[1:] if keep(record)]
+    if torn or not records or len(kept) < len(records) - 1:
+        atomic_write(path, csv_text([columns, *kept]))
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:

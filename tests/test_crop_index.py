@@ -1,0 +1,39 @@
+"""The crop index and done-list grow by appends: a crash mid-write is repaired on the next build."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from detector.files import append_csv, csv_text, read_csv_log
+from detector.training import crops
+
+
+def test_read_csv_log_drops_only_a_torn_last_record(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(csv_text([["a", "b"], ["1", 'two\nlines, "quoted"']]), encoding="utf-8")
+    append_csv(path, [["3", "4"]])
+    assert read_csv_log(path) == ([["a", "b"], ["1", 'two\nlines, "quoted"'], ["3", "4"]], False)
+    text = path.read_text(encoding="utf-8")
+    for cut in (len(text) - 1, len(text) - 3, text.index("lines")):
+        path.write_text(text[:cut], encoding="utf-8")
+        records, torn = read_csv_log(path)
+        assert torn and records == [["a", "b"], ["1", 'two\nlines, "quoted"']][: len(records)]
+        assert len(records) == (2 if cut > text.index("3,4") else 1)
+
+
+def test_build_drops_torn_rows_and_rows_of_clips_not_done(tmp_path):
+    out = tmp_path / "crops"
+    out.mkdir()
+    row = ["k/0000.png", "/v/done.mp4", 1, "FF++", "Deepfakes", "1;2", 0, "0.0000", 0, " ".join(["1.00"] * 10)]
+    undone = [row[0].replace("k/", "u/"), "/v/crashed.mp4", *row[2:]]
+    (out / "index.csv").write_text(csv_text([crops.INDEX_COLUMNS, row, undone]) + "u/0001.png,/v/cra",
+                                   encoding="utf-8")
+    (out / "videos.csv").write_text(csv_text([crops.DONE_COLUMNS, ["/v/done.mp4", "ok", 1]]) + "/v/crashed.mp4,o",
+                                    encoding="utf-8")
+    assert crops.build([], out, frames=1, crop_size=64, progress=False) == 0
+    with (out / "index.csv").open(newline="", encoding="utf-8") as handle:
+        assert [r["video"] for r in csv.DictReader(handle)] == ["/v/done.mp4"]
+    assert read_csv_log(out / "videos.csv") == ([crops.DONE_COLUMNS, ["/v/done.mp4", "ok", "1"]], False)
+    assert [r.video for r in crops.read_index(out)] == ["/v/done.mp4"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert Path(out / "index.csv").read_text(encoding="utf-8").endswith("\n")
