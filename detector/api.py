@@ -1,52 +1,85 @@
-"""The one library call behind app.py: load the model, scan every input, report, return the exit status."""
+"""The public library API, in the spirit of `whisper.load_model(...)` / `model.transcribe(...)`:
+
+    import detector
+    d = detector.load()                 # the bundled model, or detector.load("my_model/", device="cpu")
+    result = d.scan("clip.mp4")         # a ScanResult; never raises for a bad input
+    for result in d.scan_many(paths):   # a generator, in input order
+        ...
+
+`scan_batch` adds a results folder: resume, then one row and one details JSON per input.
+Nothing here prints; the command line (detector.cli) does that.
+"""
 from __future__ import annotations
 
-import logging
-import sys
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from detector.faces import FaceDetector
 from detector.model import DEFAULT_MODEL_DIR, Model, ModelError
+from detector.pipeline import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
+from detector.results import ResultsFolder, Row
 from detector.runtime import DeviceError, resolve_device
-from detector.pipeline import EXIT_USAGE, Scanner, Settings, find_inputs, run_batch
-from detector.results import ResultsFolder
+from detector.writers import get_writer
 
-log = logging.getLogger("detector")
-
-__all__ = ["Settings", "resolve_device", "run"]
-
-NO_DEFAULT_MODEL = (
-    "error: no model installed at {path}.\n"
-    "  Pass a SavedModel folder with --model, or train one: python -m detector.train --help (see README.md)."
-)
+__all__ = ["STAGES", "BatchItem", "DeviceError", "ModelError", "NoDefaultModel", "ResultsFolder", "ScanResult",
+           "Scanner", "Settings", "get_writer", "load", "scan_batch"]
 
 
-def run(source: Path, output: Path, model_path: Path | None, device: str, settings: Settings,
-        overwrite: bool = False, progress: bool = True) -> int:
+class NoDefaultModel(ModelError):
+    """No model was named and none is installed at models/default."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"no model installed at {path}")
+        self.path = path
+
+
+def load(model: str | os.PathLike | None = None, device: str = "auto", *, frames: int = 32,
+         batch_size: int = 16, aggregate: str = "track-max", threshold: float | None = None,
+         timer: StageTimer = no_timing) -> Scanner:
+    """A ready scanner: the model (default: the bundled one) and the face detector on `device`
+    ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook."""
+    device = resolve_device(device)
+    if model is None:
+        if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():
+            raise NoDefaultModel(DEFAULT_MODEL_DIR)
+        model = DEFAULT_MODEL_DIR
+    settings = Settings(frames=frames, batch_size=batch_size, aggregate=aggregate, threshold=threshold)
+    return Scanner(Model(Path(model), device), FaceDetector("cuda" if device == "gpu" else "cpu"), settings, timer)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One input of a batch: its row in results.csv, and the scan behind it (None when the row
+    was already there and the input was not scanned again)."""
+    path: Path
+    row: Row
+    result: ScanResult | None
+
+    @property
+    def skipped(self) -> bool:
+        return self.result is None
+
+
+def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder,
+               overwrite: bool = False) -> Iterator[BatchItem]:
+    """Scan each input into the results folder, in order, skipping inputs already there with the
+    same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
+    also when it is interrupted."""
+    to_row, to_details = get_writer("row"), get_writer("json")
     try:
-        device = resolve_device(device)
-        if model_path is None and not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():
-            print(NO_DEFAULT_MODEL.format(path=DEFAULT_MODEL_DIR), file=sys.stderr)
-            return EXIT_USAGE
-        model = Model(model_path or DEFAULT_MODEL_DIR, device)
-    except (ModelError, DeviceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        results = ResultsFolder(output)
-    except PermissionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    inputs = find_inputs(source)
-    if not inputs:
-        print(f"error: no videos or images found in {source}", file=sys.stderr)
-        return EXIT_USAGE
-    scanner = Scanner(model, FaceDetector("cuda" if device == "gpu" else "cpu"), settings)
-    log.info("model %s (%s), threshold %.3f, %d input(s)", model.path, model.fingerprint,
-             settings.threshold_for(model), len(inputs))
-    summary = run_batch(scanner, inputs, results, overwrite=overwrite, progress=progress)
-    print(summary.line(), file=sys.stderr)
-    print(f"Results: {results.csv_path}", file=sys.stderr)
-    if summary.interrupted:
-        print("Interrupted: the results above are saved; run the same command again to resume.", file=sys.stderr)
-    return summary.exit_code
+        for path in inputs:
+            try:
+                stat = path.stat()
+                size, mtime = stat.st_size, stat.st_mtime_ns
+            except OSError:
+                size = mtime = None
+            earlier = None if overwrite else results.done(str(path), size, mtime, scanner.settings_key)
+            if earlier is not None:
+                yield BatchItem(path, earlier, None)
+                continue
+            result = scanner.scan(path)
+            yield BatchItem(path, results.write(to_row(result), to_details(result)), result)
+    finally:
+        results.compact()

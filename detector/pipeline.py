@@ -1,35 +1,43 @@
-"""The scanner: inputs → frames → faces → crop scores → verdict → results, one input at a time.
+"""The scanner: inputs → frames → faces → crop scores → verdict, one input at a time.
 
 `extract_faces` is the shared front half (frames and crops); the trainer and the evaluator call it
 too, so the crops a model is trained on are made exactly like the crops it is asked to judge.
+`Scanner.scan` turns one input into a `ScanResult` and never raises for a bad input; what is
+written where (results.csv, details JSON, console) is decided by `detector.writers`.
 """
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 import traceback
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from detector.aggregation import aggregate
+from detector.aggregation import TrackScore, Verdict, aggregate
 from detector.faces import Crop, FaceDetector, crop_face, link_tracks
 from detector.model import Model
-from detector.results import ResultsFolder, Row
 from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoError, VideoInfo, probe, sample_frames
 
 log = logging.getLogger("detector")
 
 DETECT_CHUNK = 8  # frames detected per MTCNN call: bounds memory for 4K frames, keeps batches useful
-EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# A stage-timing hook: called with a stage's name, it returns a context manager wrapped around
+# that stage's work, so a benchmark times stages without patching this module.
+StageTimer = Callable[[str], AbstractContextManager]
+STAGES = ("probe", "decode", "detect", "crop", "model", "aggregate")
 
 
-@dataclass
+def no_timing(stage: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+@dataclass(frozen=True)
 class FaceScan:
     """Everything found in one input before the model runs."""
     info: VideoInfo
@@ -38,29 +46,41 @@ class FaceScan:
     tracks: list[int]  # track id per crop
 
 
-def extract_faces(path: Path, detector: FaceDetector, n_frames: int, crop_size: int) -> FaceScan:
+def extract_faces(path: Path, detector: FaceDetector, n_frames: int, crop_size: int,
+                  timer: StageTimer = no_timing) -> FaceScan:
     """Sample frames, detect faces in chunks as frames arrive, crop them and link them into tracks."""
-    info = probe(path)
+    with timer("probe"):
+        info = probe(path)
     times: list[float] = []
     crops: list[Crop] = []
     chunk = []
 
     def flush() -> None:
-        for frame, faces in zip(chunk, detector.detect([f.image for f in chunk], chunk[0].index)):
-            crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
+        with timer("detect"):
+            found = detector.detect([f.image for f in chunk], chunk[0].index)
+        with timer("crop"):
+            for frame, faces in zip(chunk, found):
+                crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
         chunk.clear()
 
-    for frame in sample_frames(path, n_frames, info):
+    frames = iter(sample_frames(path, n_frames, info))
+    while True:
+        with timer("decode"):  # the wait for the next frame (ffmpeg decodes on a reader thread)
+            frame = next(frames, None)
+        if frame is None:
+            break
         times.append(frame.time)
         chunk.append(frame)
         if len(chunk) == DETECT_CHUNK:
             flush()
     if chunk:
         flush()
-    return FaceScan(info, times, crops, link_tracks([c.face for c in crops]))
+    with timer("aggregate"):
+        tracks = link_tracks([c.face for c in crops])
+    return FaceScan(info, times, crops, tracks)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     frames: int = 32
     batch_size: int = 16
@@ -75,143 +95,147 @@ class Settings:
         return model.contract.threshold if self.threshold is None else self.threshold
 
 
-class Scanner:
-    def __init__(self, model: Model, detector: FaceDetector, settings: Settings):
-        self.model, self.detector, self.settings = model, detector, settings
+@dataclass(frozen=True)
+class FaceResult:
+    """One detected face in one sampled frame, with the model's score for its crop."""
+    box: tuple[float, ...]  # x1, y1, x2, y2 in frame pixels
+    detector_prob: float
+    track: int
+    p_fake: float
 
-    def scan(self, path: Path) -> tuple[Row, dict]:
-        """One input's results row and details; never raises for a bad input."""
+
+@dataclass(frozen=True)
+class FrameResult:
+    index: int
+    time: float | None  # seconds; None where the stream gave no timestamp
+    faces: tuple[FaceResult, ...]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What scanning one input found. `status` is ok, no_face, unreadable or error; label, p_fake,
+    p_raw and verdict are set only when ok; `error` says why when not."""
+    path: str
+    status: str
+    label: str = ""
+    p_fake: float | None = None
+    p_raw: float | None = None  # before the model's calibration (equal to p_fake without one)
+    error: str = ""
+    frames: tuple[FrameResult, ...] = ()  # every sampled frame, with its faces
+    tracks: tuple[TrackScore, ...] = ()  # every face track, passers-by included
+    verdict: Verdict | None = None
+    video: VideoInfo | None = None
+    seconds: float = 0.0
+    size: int | None = None
+    mtime_ns: int | None = None
+    settings: Settings = Settings()
+    settings_key: str = ""  # what the resume check compares (Settings.key)
+    model: Mapping = field(default_factory=dict)  # Model.describe()
+    traceback: str = ""  # for an internal error
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def n_faces(self) -> int:
+        return sum(len(f.faces) for f in self.frames)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.tracks)
+
+
+class Scanner:
+    """A loaded model and face detector with fixed settings; `detector.load()` makes one."""
+
+    def __init__(self, model: Model, detector: FaceDetector, settings: Settings = Settings(),
+                 timer: StageTimer = no_timing):
+        self.model, self.detector, self.settings, self.timer = model, detector, settings, timer
+        self.settings_key = settings.key(model)
+
+    def scan(self, path: str | os.PathLike) -> ScanResult:
+        """One input's result; never raises for a bad input (Ctrl-C still stops it)."""
         started = time.perf_counter()
-        row = Row(path=str(path), status="error")
-        details: dict = {"input": str(path), "model": self.model.describe(), "settings": asdict(self.settings)}
+        path = Path(os.path.abspath(path))
+        found: dict = {}
         try:
             stat = path.stat()
-            row.size, row.mtime_ns = stat.st_size, stat.st_mtime_ns
+            found.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         except OSError:
             pass
         try:
-            found = extract_faces(path, self.detector, self.settings.frames, self.model.input_size)
-            scores = self.model.predict(np.stack([c.image for c in found.crops]), self.settings.batch_size) \
-                if found.crops else np.zeros(0, np.float32)
-            row.n_frames, row.n_faces = len(found.times), len(found.crops)
-            row.n_tracks = len(set(found.tracks))
-            details["video"] = asdict(found.info)
-            details["frames"] = _frames_detail(found, scores)
-            if found.crops:
-                verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
-                                    self.settings.aggregate, self.model.contract.calibration)
-                row.status, row.label, row.p_fake = "ok", verdict.label, verdict.p_fake
-                details["verdict"] = asdict(verdict)
-            else:
-                row.status = "no_face"
-                row.error = f"no face found in {len(found.times)} sampled frame(s)"
+            found.update(self._scan(path))
         except VideoError as exc:
-            row.status, row.error = "unreadable", str(exc)
+            found.update(status="unreadable", error=str(exc))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file never stops a batch: record it and go on
-            row.status, row.error = "error", f"{type(exc).__name__}: {exc}"
-            details["traceback"] = traceback.format_exc()
-            log.debug("%s failed:\n%s", path, details["traceback"])
-        row.seconds = time.perf_counter() - started
-        details.update(status=row.status, error=row.error, seconds=round(row.seconds, 3))
-        return row, details
+            found.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            log.debug("%s failed:\n%s", path, found["traceback"])
+        return ScanResult(path=str(path), seconds=time.perf_counter() - started, settings=self.settings,
+                          settings_key=self.settings_key, model=self.model.describe(), **found)
+
+    def _scan(self, path: Path) -> dict:
+        found = extract_faces(path, self.detector, self.settings.frames, self.model.input_size, self.timer)
+        with self.timer("model"):
+            scores = self.model.predict(np.stack([c.image for c in found.crops]), self.settings.batch_size) \
+                if found.crops else np.zeros(0, np.float32)
+        with self.timer("aggregate"):
+            frames = _frame_results(found, scores)
+            if not found.crops:
+                return dict(status="no_face", error=f"no face found in {len(found.times)} sampled frame(s)",
+                            frames=frames, video=found.info)
+            verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
+                                self.settings.aggregate, self.model.contract.calibration)
+        return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
+                    tracks=tuple(verdict.tracks), verdict=verdict, video=found.info)
+
+    def scan_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[ScanResult]:
+        """Each input's result as it finishes, in input order; never raises for a bad input."""
+        for path in paths:
+            yield self.scan(path)
 
 
-def _frames_detail(found: FaceScan, scores: np.ndarray) -> list[dict]:
-    frames = [{"index": i, "time": None if np.isnan(t) else round(t, 4), "faces": []} for i, t in enumerate(found.times)]
+def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:
+    faces: list[list[FaceResult]] = [[] for _ in found.times]
     for crop, track, score in zip(found.crops, found.tracks, scores):
-        frames[crop.face.frame]["faces"].append({
-            "box": [round(v, 3) for v in crop.face.box], "detector_prob": round(crop.face.prob, 4),
-            "track": track, "p_fake": round(float(score), 6),
-        })
-    return frames
+        faces[crop.face.frame].append(FaceResult(tuple(round(v, 3) for v in crop.face.box),
+                                                 round(crop.face.prob, 4), track, round(float(score), 6)))
+    return tuple(FrameResult(i, None if np.isnan(t) else round(t, 4), tuple(f))
+                 for i, (t, f) in enumerate(zip(found.times, faces)))
 
 
-def find_inputs(source: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Inputs:
+    """What --input names: the files to scan, and files in its folders skipped for their extension."""
+    paths: tuple[Path, ...]
+    skipped: tuple[Path, ...] = ()
+
+
+def find_inputs(source: Path) -> Inputs:
     """Inputs named by --input: a file, a folder (recursive, sorted), or a .txt list of paths.
 
     Folders are walked without following links, so a symlink loop is listed (and reported as
     unreadable) rather than followed forever. List entries are relative to the list's folder.
     """
     if source.is_dir():
-        found = []
+        found, skipped = [], []
         for folder, dirs, files in os.walk(source):
             dirs.sort()
-            found += [Path(folder, name) for name in sorted(files)
-                      if Path(name).suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS]
-        return [Path(os.path.abspath(p)) for p in found]
+            for name in sorted(files):
+                wanted = Path(name).suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+                (found if wanted else skipped).append(Path(os.path.abspath(Path(folder, name))))
+        return Inputs(tuple(found), tuple(skipped))
     if source.suffix.lower() == ".txt":
         lines = source.read_text(encoding="utf-8", errors="replace").splitlines()
         entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-        return [Path(os.path.abspath(source.parent / entry)) for entry in entries]
-    return [Path(os.path.abspath(source))]
+        return Inputs(tuple(Path(os.path.abspath(source.parent / entry)) for entry in entries))
+    return Inputs((Path(os.path.abspath(source)),))
 
 
-def verdict_line(row: Row) -> str:
-    """`FAKE  p=0.913  clip.mp4  (32 faces, 1 track)` or `unreadable  clip.mp4  (why)`."""
-    if row.status == "ok":
-        tracks = f"{row.n_tracks} track{'s' if row.n_tracks != 1 else ''}"
-        return f"{row.label:<4}  p_fake={row.p_fake:.3f}  {row.path}  ({row.n_faces} faces, {tracks})"
-    return f"{row.status}  {row.path}  ({row.error})"
+def run_batch(*args, **kwargs):
+    """Kept only because detector.evaluation imports it from here; it is detector.cli.run_batch."""
+    from detector.cli import run_batch as cli_run_batch
 
-
-@dataclass
-class BatchSummary:
-    statuses: Counter = field(default_factory=Counter)
-    labels: Counter = field(default_factory=Counter)
-    skipped: int = 0
-    scanned: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-
-    def line(self) -> str:
-        parts = [f"{self.labels[k]} {k}" for k in ("FAKE", "REAL")]
-        parts += [f"{self.statuses[k]} {k}" for k in ("no_face", "unreadable", "error")]
-        per = f" ({self.seconds / self.scanned:.1f} s per input)" if self.scanned else ""
-        head = "Interrupted after" if self.interrupted else "Done:"
-        return (f"{head} {self.scanned} scanned in {self.seconds:.1f} s{per}, {self.skipped} already in results — "
-                + ", ".join(parts))
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_UNREADABLE if self.statuses["unreadable"] or self.statuses["error"] else EXIT_OK
-
-
-def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False,
-              progress: bool = True) -> BatchSummary:
-    """Scan each input into results; what finished is kept if the batch is interrupted."""
-    summary = BatchSummary()
-    started = time.perf_counter()
-    settings_key = scanner.settings.key(scanner.model)
-    bar = tqdm(inputs, unit="input", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    try:
-        for path in bar:
-            bar.set_postfix_str(path.name[-40:], refresh=False)
-            try:
-                stat = path.stat()
-                size, mtime = stat.st_size, stat.st_mtime_ns
-            except OSError:
-                size = mtime = None
-            earlier = None if overwrite else results.done(str(path), size, mtime, settings_key)
-            if earlier is not None:
-                summary.skipped += 1
-                row = earlier
-            else:
-                row, details = scanner.scan(path)
-                row.settings = settings_key
-                results.write(row, details)
-                summary.scanned += 1
-                if progress:  # one line per input for the person watching; scripts read results.csv
-                    bar.write(verdict_line(row), file=sys.stdout)
-            summary.statuses[row.status] += 1
-            if row.label:
-                summary.labels[row.label] += 1
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-    return summary
+    return cli_run_batch(*args, **kwargs)

@@ -25,7 +25,7 @@ import ffmpeg
 import numpy as np
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".gif"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
@@ -119,8 +119,10 @@ def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
         yield Frame(0, 0.0, _fit(_read_image(path)))
         return
     step = max(info.duration, 1e-3) / max(count, 1)
-    # The 1e-6 slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating point).
-    select = f"if(gte(t+1e-6,ld(0)*{step:.6f}),st(0,floor(t/{step:.6f}+1e-6)+1))"
+    # The 1e-6 s slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating
+    # point); the same slack in both places, and a step printed to 1e-9, so a frame kept for target k
+    # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
+    select = f"if(gte(t+1e-6,ld(0)*{step:.9f}),st(0,floor((t+1e-6)/{step:.9f})+1))"
     stream = (
         ffmpeg.input(str(path.absolute()))
         .video.setpts("PTS-STARTPTS")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.pipeline import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
+from detector.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
 from detector.files import atomic_write
+from detector.pipeline import ScanResult
 from detector.results import COLUMNS, ResultsFolder, Row
 
 
@@ -99,19 +100,11 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 
 # ---- resume through run_batch with a stand-in scanner (no model needed) ----
 
-class FakeSettings:
-    def __init__(self, key: str):
-        self._key = key
-
-    def key(self, model) -> str:
-        return self._key
-
-
 class FakeScanner:
     """Says every input is REAL with p = 0.25, or fails as told; records what it scanned."""
 
     def __init__(self, key: str = "k1", fail: dict | None = None, interrupt_at: int | None = None):
-        self.model, self.settings = None, FakeSettings(key)
+        self.settings_key = key
         self.scanned: list[str] = []
         self.fail = fail or {}
         self.interrupt_at = interrupt_at
@@ -122,12 +115,9 @@ class FakeScanner:
         self.scanned.append(path.name)
         stat = path.stat()
         status = self.fail.get(path.name, "ok")
-        row = Row(path=str(path), status=status, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        if status == "ok":
-            row.label, row.p_fake = "REAL", 0.25
-        else:
-            row.error = f"{status} on purpose"
-        return row, {"input": str(path), "status": status}
+        verdict = dict(label="REAL", p_fake=0.25) if status == "ok" else dict(error=f"{status} on purpose")
+        return ScanResult(path=str(path), status=status, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+                          settings_key=self.settings_key, **verdict)
 
 
 @pytest.fixture
@@ -196,6 +186,77 @@ def test_interrupt_keeps_finished_rows(tmp_path, inputs):
 def test_missing_input_in_batch_is_not_crashing_the_resume_check(tmp_path, inputs):
     ghost = tmp_path / "ghost.mp4"
     scanner = FakeScanner()
-    scanner.scan = lambda path: (Row(path=str(path), status="unreadable", error="file not found"), None)
+    scanner.scan = lambda path: ScanResult(path=str(path), status="unreadable", error="file not found")
     summary = run_batch(scanner, [ghost], ResultsFolder(tmp_path / "out"), progress=False)
     assert summary.statuses["unreadable"] == 1 and summary.exit_code == EXIT_UNREADABLE
+
+
+# ---- results.csv grows by appends; torn tails, rescans and compaction ----
+
+def _csv_rows(folder: Path) -> list[dict]:
+    with (folder / "results.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_writing_a_row_appends_and_leaves_earlier_rows_untouched(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    assert not (tmp_path / "results.csv").exists()  # made by the first write, not by opening
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1), None)
+    before = (tmp_path / "results.csv").read_bytes()
+    inode = (tmp_path / "results.csv").stat().st_ino
+    folder.write(Row(path="/v/b.mp4", status="no_face", error="no face"), None)
+    after = (tmp_path / "results.csv").read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == 3
+    assert (tmp_path / "results.csv").stat().st_ino == inode  # appended in place, not replaced
+
+
+@pytest.mark.parametrize("cut", [1, 9, -12, -1])
+def test_a_torn_last_row_is_dropped_on_opening_and_earlier_rows_survive(tmp_path, cut):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1, size=1, mtime_ns=2, settings="s"), None)
+    folder.write(Row(path='/v/new\nline, "quoted".mp4', status="ok", label="FAKE", p_fake=0.9), None)
+    whole = (tmp_path / "results.csv").read_bytes()
+    last = whole.rindex(b"/v/new") - 1  # where the last row (starting with its opening quote) begins
+    (tmp_path / "results.csv").write_bytes(whole[: last + cut] if cut > 0 else whole[:cut])  # a crash mid-append
+    reopened = ResultsFolder(tmp_path)
+    assert list(reopened.rows) == ["/v/a.mp4"]
+    assert reopened.done("/v/a.mp4", 1, 2, "s").label == "REAL"
+    assert (tmp_path / "results.csv").read_bytes() == whole[: last]  # repaired: the torn row is gone
+    reopened.write(Row(path="/v/c.mp4", status="unreadable", error="empty"), None)
+    assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4", "/v/c.mp4"]
+
+
+def test_a_rescan_appends_later_rows_win_and_compaction_keeps_one_row_per_input(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="error", error="RuntimeError: x"), None)
+    folder.write(Row(path="/v/b.mp4", status="ok", label="REAL", p_fake=0.2), None)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="FAKE", p_fake=0.8), None)
+    assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4", "/v/b.mp4", "/v/a.mp4"]  # not yet compacted
+    assert ResultsFolder(tmp_path).rows["/v/a.mp4"].label == "FAKE"  # later rows win; opening compacts
+    rows = _csv_rows(tmp_path)
+    assert [(r["path"], r["label"]) for r in rows] == [("/v/a.mp4", "FAKE"), ("/v/b.mp4", "REAL")]
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/b.mp4", status="ok", label="FAKE", p_fake=0.7), None)
+    folder.compact()
+    assert [(r["path"], r["label"]) for r in _csv_rows(tmp_path)] == [("/v/a.mp4", "FAKE"), ("/v/b.mp4", "FAKE")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["details", "results.csv"]
+
+
+def test_a_batch_compacts_once_at_its_end(tmp_path, inputs, monkeypatch):
+    out = tmp_path / "out"
+    run_batch(FakeScanner(), inputs, ResultsFolder(out), progress=False)
+    compactions = []
+    real = ResultsFolder.compact
+    monkeypatch.setattr(ResultsFolder, "compact", lambda self, force=False: (compactions.append(len(_csv_rows(out))),
+                                                                               real(self, force)))
+    run_batch(FakeScanner(), inputs, ResultsFolder(out), overwrite=True, progress=False)
+    assert compactions == [6]  # once, after all three rescans were appended
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_an_interrupted_batch_still_compacts(tmp_path, inputs):
+    out = tmp_path / "out"
+    run_batch(FakeScanner(), inputs, ResultsFolder(out), progress=False)
+    summary = run_batch(FakeScanner(interrupt_at=2), inputs, ResultsFolder(out), overwrite=True, progress=False)
+    assert summary.interrupted
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]

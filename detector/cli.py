@@ -1,0 +1,198 @@
+"""The command line (`python app.py`, the `deepfake-detector` script): arguments, progress bar,
+console lines, the summary, exit codes and messages — and nothing else; the work is the library's
+(detector.api). Heavy imports (torch, TensorFlow) wait until the arguments are good."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from detector.aggregation import AGGREGATES
+
+if TYPE_CHECKING:
+    from detector.pipeline import Scanner
+    from detector.results import ResultsFolder
+
+log = logging.getLogger("detector")
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXAMPLES = """\
+examples:
+  python app.py --input clip.mp4 --output results
+  python app.py --input videos/ --output results --frames 64 -v
+  python app.py --input list.txt --output results --model my_model/ --threshold 0.7
+  python app.py --input videos/ --output results --aggregate mean --overwrite
+
+results/results.csv has one row per input (path,status,label,p_fake,n_frames,n_faces,
+n_tracks,seconds,error,...) and results/details/ one JSON per input with every face box,
+crop score, track and the reasoning. A rerun into the same folder skips inputs already scanned.
+
+exit status: 0 every input scanned (no face found still counts), 1 some inputs could not be
+read, 2 usage or model error, 130 interrupted (rerun to resume).
+"""
+
+NO_DEFAULT_MODEL = (
+    "error: no model installed at {path}.\n"
+    "  Pass a SavedModel folder with --model, or train one: python -m detector.train --help (see README.md)."
+)
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Classify face videos (or images) as real or deepfake.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", required=True, type=Path,
+                        help="a video, an image, a folder (searched recursively) or a .txt list of paths")
+    parser.add_argument("--output", required=True, type=Path, help="results folder (created if missing)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="SavedModel folder (default: the bundled model in models/default)")
+    parser.add_argument("--frames", type=_positive, default=32, help="frames sampled evenly over each clip (default 32)")
+    parser.add_argument("--threshold", type=_probability, default=None,
+                        help="p_fake at or above which a video is FAKE (default: the model's own, from model.json)")
+    parser.add_argument("--batch-size", type=_positive, default=16, help="face crops per model call (default 16)")
+    parser.add_argument("--aggregate", choices=AGGREGATES, default=AGGREGATES[0],
+                        help="track-max: the most suspicious face track's mean (default); mean: all crops averaged")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="auto uses a GPU when TensorFlow and torch see one (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="scan again inputs already in the results")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="errors and the summary only: no progress bar, no verdict lines")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="also the model used, the files skipped for their extension, "
+                                "and tracebacks of internal errors")
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must lie in [0, 1]")
+    return value
+
+
+def main(argv: list[str] | None = None, prog: str = "deepfake-detector") -> int:
+    """The `deepfake-detector` console script and `python app.py`; returns the exit status."""
+    args = parse_args(argv, prog)
+    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("detector").setLevel(level)
+    if not args.input.exists() and not args.input.is_symlink():
+        print(f"error: --input {args.input} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    return scan(args)
+
+
+def scan(args: argparse.Namespace) -> int:
+    """Load the model, scan every input into the results folder, report; the exit status."""
+    from detector import api
+    from detector.pipeline import find_inputs
+
+    try:
+        scanner = api.load(args.model, args.device, frames=args.frames, batch_size=args.batch_size,
+                           aggregate=args.aggregate, threshold=args.threshold)
+    except api.NoDefaultModel as exc:
+        print(NO_DEFAULT_MODEL.format(path=exc.path), file=sys.stderr)
+        return EXIT_USAGE
+    except (api.ModelError, api.DeviceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        results = api.ResultsFolder(args.output)
+    except PermissionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    inputs = find_inputs(args.input)
+    if not inputs.paths:
+        print(f"error: no videos or images found in {args.input}", file=sys.stderr)
+        return EXIT_USAGE
+    log.info("model %s (%s), threshold %.3f, %d input(s)", scanner.model.path, scanner.model.fingerprint,
+             scanner.settings.threshold_for(scanner.model), len(inputs.paths))
+    for path in inputs.skipped:
+        log.info("skipped (not a video or image extension): %s", path)
+    summary = run_batch(scanner, list(inputs.paths), results, overwrite=args.overwrite, progress=not args.quiet)
+    summary.ignored = len(inputs.skipped)
+    print(summary.line(), file=sys.stderr)
+    print(f"Results: {results.csv_path}", file=sys.stderr)
+    if summary.interrupted:
+        print("Interrupted: the results above are saved; run the same command again to resume.", file=sys.stderr)
+    return summary.exit_code
+
+
+@dataclass
+class BatchSummary:
+    """Counts kept while a batch runs, for the summary line and the exit status."""
+    statuses: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
+    skipped: int = 0  # already in the results
+    scanned: int = 0
+    ignored: int = 0  # files in the input folders skipped for their extension
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def line(self) -> str:
+        parts = [f"{self.labels[k]} {k}" for k in ("FAKE", "REAL")]
+        parts += [f"{self.statuses[k]} {k}" for k in ("no_face", "unreadable", "error")]
+        per = f" ({self.seconds / self.scanned:.1f} s per input)" if self.scanned else ""
+        head = "Interrupted after" if self.interrupted else "Done:"
+        ignored = (f"; {self.ignored} other file{'s' if self.ignored != 1 else ''} skipped for the extension "
+                   "(-v lists them)") if self.ignored else ""
+        return (f"{head} {self.scanned} scanned in {self.seconds:.1f} s{per}, {self.skipped} already in results — "
+                + ", ".join(parts) + ignored)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_UNREADABLE if self.statuses["unreadable"] or self.statuses["error"] else EXIT_OK
+
+
+def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False, progress: bool = True) -> BatchSummary:
+    """Scan inputs into results under a progress bar, a line per verdict; Ctrl-C keeps what finished."""
+    from detector.api import scan_batch
+    from detector.writers import get_writer
+
+    line = get_writer("line")
+    summary = BatchSummary()
+    started = time.perf_counter()
+    bar = tqdm(total=len(inputs), unit="input", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    if inputs:
+        bar.set_postfix_str(inputs[0].name[-40:], refresh=False)
+    try:
+        with closing(scan_batch(scanner, inputs, results, overwrite)) as batch:
+            for done, item in enumerate(batch, start=1):
+                if item.skipped:
+                    summary.skipped += 1
+                else:
+                    summary.scanned += 1
+                    if progress:  # one line per input for the person watching; scripts read results.csv
+                        bar.write(line(item.result), file=sys.stdout)
+                summary.statuses[item.row.status] += 1
+                if item.row.label:
+                    summary.labels[item.row.label] += 1
+                if done < len(inputs):
+                    bar.set_postfix_str(inputs[done].name[-40:], refresh=False)
+                bar.update()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+    return summary
