@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.aggregation import MIN_TRACK_SHARE, aggregate
+from detector.aggregation import MIN_TRACK_SHARE, Calibration, aggregate
 
 
 def test_one_track_is_its_mean():
@@ -68,3 +68,24 @@ def test_threshold_sets_the_label():
 def test_unknown_method():
     with pytest.raises(ValueError, match="track-max"):
         aggregate(np.array([0.5]), [0], 1, 0.5, "median")
+
+
+def test_calibration_identity_monotone_and_bounded():
+    raw = np.linspace(0.0, 1.0, 101)
+    identity = np.array([Calibration()(p) for p in raw])
+    np.testing.assert_allclose(identity[1:-1], raw[1:-1], atol=1e-6)
+    tempered = np.array([Calibration(0.5, 0.0)(p) for p in raw])
+    assert np.all(np.diff(tempered) > 0) and tempered.min() > 0 and tempered.max() < 1
+    assert Calibration(0.5, 0.0)(0.99) < 0.99 and Calibration(0.5, 0.0)(0.01) > 0.01  # less confident
+    assert Calibration(1.0, 1.0)(0.5) == pytest.approx(1 / (1 + np.exp(-1)))
+
+
+def test_aggregate_applies_the_calibration_last_and_says_so():
+    calibration = Calibration(0.5, -0.2)
+    v = aggregate(np.array([0.9, 0.95, 0.92]), [0, 0, 0], 3, 0.5, calibration=calibration)
+    assert v.p_raw == pytest.approx(np.mean([0.9, 0.95, 0.92]))
+    assert v.p_fake == pytest.approx(calibration(v.p_raw))
+    assert f"{v.p_raw:.3f} calibrated to {v.p_fake:.3f}" in v.reason
+    assert v.label == ("FAKE" if v.p_fake >= 0.5 else "REAL")
+    plain = aggregate(np.array([0.9, 0.95, 0.92]), [0, 0, 0], 3, 0.5)
+    assert plain.p_fake == plain.p_raw and "calibrated" not in plain.reason

@@ -143,6 +143,8 @@ def test_missing_variables(models, brightness_model):
     ('{"input_size": 299}', "299"),
     ('{"fake_index": 5}', "fake index"),
     ('{"output": "sigmoid"}', "sigmoid"),
+    ('{"calibration": {"scale": 2}}', "calibration"),
+    ('{"calibration": {"scale": "x", "bias": 0}}', "calibration"),
 ])
 def test_bad_model_json(models, brightness_model, text, words):
     name = "bad_" + "".join(c for c in text if c.isalnum())[:30] + str(abs(hash(text)) % 1000)
@@ -151,3 +153,29 @@ def test_bad_model_json(models, brightness_model, text, words):
         Model(path)
     message = str(caught.value)
     assert str(path) in message and words.lower() in message.lower(), message
+
+
+def test_calibration_in_model_json_maps_the_video_score(models, brightness_model, clip, tmp_path):
+    """A calibrated model's p_fake is its calibration applied to the aggregated score (kept as p_raw)."""
+    import csv
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from detector.aggregation import Calibration
+
+    path = variant(models, brightness_model, "calibrated", {"calibration": {"scale": 2.0, "bias": 0.5}})
+    model = Model(path)
+    assert model.contract.calibration == Calibration(2.0, 0.5)
+    assert model.describe()["contract"]["calibration"] == {"scale": 2.0, "bias": 0.5}
+    assert "calibration" not in Model(brightness_model).describe()["contract"]  # none: as before
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "app.py", "--input", str(clip), "--output", str(out), "--model", str(path),
+                           "--frames", "4", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (out / "results.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    verdict = json.loads((out / row["details"]).read_text())["verdict"]
+    assert float(row["p_fake"]) == pytest.approx(Calibration(2.0, 0.5)(verdict["p_raw"]), abs=1e-6)
+    assert float(row["p_fake"]) != pytest.approx(verdict["p_raw"], abs=1e-3)
+    assert "calibrated to" in verdict["reason"]

@@ -175,3 +175,129 @@ def test_resume_with_commas_and_quotes_in_paths(tiny_data, tmp_path):
     assert crops.build(items, out, frames=1, crop_size=64, progress=False) == 0
     records = crops.read_index(out)
     assert len(records) == 1 and records[0].video == str(odd)
+
+
+def test_fine_tuning_phases_and_batch_norm(tmp_path):
+    """Head phase: only the head moves, batch-norm statistics stay. All phase: the backbone trains;
+    --bn frozen keeps every batch-norm weight and statistic, --bn train adapts them."""
+    import tensorflow as tf
+
+    from detector.runtime import keras
+    from detector.training.train import TrainConfig, initial_model, make_optimizer, set_phase, step_function
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((8, 64, 64, 3), dtype=np.float32))
+    y = tf.constant([0, 1] * 4, tf.int32)
+
+    def run(model, phase, config):
+        set_phase(model, phase, config)
+        step = step_function(model, make_optimizer(config, 1e-2), config)
+        for _ in range(3):
+            step(x, y)
+
+    def weights(model, kind):
+        backbone = model.get_layer("backbone")
+        return [w.copy() for layer in backbone.layers if isinstance(layer, kind) for w in layer.get_weights()]
+
+    def same(a, b):
+        return all(np.array_equal(u, v) for u, v in zip(a, b))
+
+    frozen = TrainConfig(input_size=64, bn="frozen")
+    model = initial_model("imagenet", frozen)
+    conv0, bn0, head0 = weights(model, keras.layers.Conv2D), weights(model, keras.layers.BatchNormalization), \
+        model.get_layer("p").get_weights()[0].copy()
+    run(model, "head", frozen)
+    assert same(weights(model, keras.layers.Conv2D), conv0) and same(weights(model, keras.layers.BatchNormalization), bn0)
+    assert not np.array_equal(model.get_layer("p").get_weights()[0], head0)
+    run(model, "all", frozen)
+    assert not same(weights(model, keras.layers.Conv2D), conv0)
+    assert same(weights(model, keras.layers.BatchNormalization), bn0)
+
+    adapting = TrainConfig(input_size=64, bn="train")
+    model = initial_model("imagenet", adapting)
+    bn0 = weights(model, keras.layers.BatchNormalization)
+    run(model, "all", adapting)
+    assert not same(weights(model, keras.layers.BatchNormalization), bn0)
+
+
+def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path):
+    """A source without labelled fakes still yields fakes (self-blends of its reals), so no source
+    is all-real; with --sbi off such a source cannot make pairs and is left out."""
+    from detector.training.crops import CropRecord
+    from detector.training.train import CropSampler, TrainConfig
+
+    face = np.full((64, 64, 3), 128, np.uint8)
+    landmarks = np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], np.float32)
+
+    def record(i, label, dataset):
+        path = tmp_path / f"{dataset}{i}_{label}.png"
+        import cv2
+        cv2.imwrite(str(path), face)
+        return CropRecord(path, str(path), label, dataset, "real" if label == 0 else "X", (str(i),), 0, 0.0, 0, landmarks)
+
+    records = [record(i, 0, "clips") for i in range(3)] + [record(i, 1, "clips") for i in range(3)]
+    records += [record(i, 0, "photos") for i in range(3)]
+    rng = np.random.default_rng(0)
+    assert CropSampler(records, TrainConfig(batch_size=4, h264_p=0.0), rng).sources == ["clips", "photos"]
+    assert CropSampler(records, TrainConfig(batch_size=4, sbi="off"), rng).sources == ["clips"]
+    x, labels = CropSampler(records, TrainConfig(batch_size=6, h264_p=1.0), rng).batch()
+    assert x.shape == (6, 64, 64, 3) and x.dtype == np.float32 and list(labels) == [0, 0, 0, 1, 1, 1]
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_imagenet_fine_tuning_end_to_end_with_a_test_side(tiny_data):
+    """--init imagenet with a head phase and frozen batch-norm; the split holds out a test side
+    that is neither trained nor validated on, and the data card says how the model began."""
+    folder, items, out = tiny_data
+    run = folder / "run_imagenet"
+    cmd = [sys.executable, "-m", "detector.train", "--crops", str(out), "--out", str(run), "--init", "imagenet",
+           "--head-steps", "2", "--bn", "frozen", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
+           "--input-size", "64", "--warmup-steps", "1", "--val-fraction", "0.34", "--test-fraction", "0.34",
+           "--seed", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with (run / "split.csv").open() as handle:
+        split = list(csv.DictReader(handle))
+    sides = {row["split"] for row in split}
+    assert sides == {"train", "val", "test"}
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert "ImageNet" in card["architecture"] and card["config"]["arch"] == "efficientnet-lite0"
+    assert card["split"]["test_videos"] == sum(row["split"] == "test" for row in split)
+    assert card["config"]["bn"] == "frozen" and card["config"]["head_steps"] == 2
+
+
+def test_fit_calibration_recovers_a_known_platt_map():
+    from detector.aggregation import Calibration
+    from detector.evaluation.evaluate import fit_calibration
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 20000)
+    raw = 1 / (1 + np.exp(-z))
+    truth = Calibration(0.5, -0.3)
+    labels = (rng.random(z.size) < np.array([truth(p) for p in raw])).astype(int)
+    fitted = fit_calibration(list(labels), list(raw))
+    assert fitted.scale == pytest.approx(0.5, abs=0.05) and fitted.bias == pytest.approx(-0.3, abs=0.05)
+
+
+def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
+    """evaluate --calibrate's effect: calibration, threshold and their provenance land in model.json;
+    log loss does not get worse on the clips it was fitted on."""
+    import shutil
+
+    from detector.evaluation.evaluate import calibrate
+    from detector.model import Model
+
+    run, _ = trained
+    model_dir = tmp_path / "model"
+    shutil.copytree(run / "model", model_dir)
+    rng = np.random.default_rng(1)
+    rows = [{"status": "ok", "label": int(i % 2), "raw": float(np.clip(0.7 + 0.25 * (i % 2) + rng.normal(0, 0.1), 0.01, 0.99)),
+             "score": None, "predicted": ""} for i in range(40)]
+    rows.append({"status": "no_face", "label": 1, "raw": None, "score": None, "predicted": ""})
+    calibration, threshold, fit = calibrate(model_dir, rows, "python -m detector.evaluate … --calibrate")
+    card = json.loads((model_dir / "model.json").read_text())
+    assert card["calibration"] == {"scale": calibration.scale, "bias": calibration.bias}
+    assert card["threshold"] == round(threshold, 4) and card["calibration_fit"]["videos"] == 40
+    assert fit["log_loss_after"] <= fit["log_loss_before"]
+    assert Model(model_dir).contract.calibration == calibration
+    assert rows[0]["score"] == pytest.approx(calibration(rows[0]["raw"]))
