@@ -1,6 +1,7 @@
 """Speed and memory of the real scanner on a realistic clip: seconds per clip, per stage, peak RSS.
 
     python bench/benchmark.py [--model DIR] [--runs 5] [--frames 32] [--json OUT] [--clip VIDEO]
+    python bench/benchmark.py --results-only [--rows 100000]
 
 Without --clip it makes (once, cached in a temp folder) a 10-s 1080p30 H.264 clip of the
 astronaut photo (face about 270 px) drifting over the moving testsrc2 pattern, encoded with
@@ -9,8 +10,8 @@ untrained EfficientNetV2-B0 with the trainer's own builder: an untrained model r
 fast as a trained one.
 
 The measured scans run in a fresh child process, so its peak RSS is the scanner's alone (not the
-clip or model building); the ffmpeg decoder it starts is sampled beside it. Stages are timed by
-wrapping the stage functions from the outside; the product code is not changed:
+clip or model building); the ffmpeg decoder it starts is sampled beside it. Stages are timed
+through the scanner's stage-timing hook (`detector.load(..., timer=...)`):
   probe      ffmpeg reading the container header
   decode     time the scanner waits for the next sampled frame (decoding runs on a reader
              thread, so decoding that overlaps detection is not counted here)
@@ -19,10 +20,15 @@ wrapping the stage functions from the outside; the product code is not changed:
   model      Model.predict on all crops
   aggregate  track linking, the verdict and the per-frame details
   other      the rest of Scanner.scan (stacking crops, bookkeeping)
+
+--results-only needs no model: it fills a results folder with synthetic rows and times appending
+one more row to results.csv at 1,000 rows and at --rows rows (default 100,000), plus the
+resume look-up, opening the folder and the end-of-batch compaction.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -46,11 +52,16 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32, the product's)")
     parser.add_argument("--clip", type=Path, help="scan this video instead of the generated 1080p clip")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--results-only", action="store_true",
+                        help="only time appending rows to a large results.csv (no model, no clip)")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the large results folder (default 100000)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: measure, write JSON here
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.worker:
         return _worker(args)
+    if args.results_only:
+        return results_scaling(args.rows)
 
     CACHE.mkdir(exist_ok=True)
     clip = args.clip.resolve() if args.clip else make_clip(CACHE / "face_1080p30_10s.mp4")
@@ -114,41 +125,22 @@ def _cpu() -> float:
 
 
 class StageClock:
-    """Wall and CPU seconds per stage for the current scan, filled by wrappers around the stage
-    functions. CPU time is the whole process's during the stage: on a loaded machine it is the
-    steadier number (wall time also counts waiting for cores other programs hold)."""
+    """Wall and CPU seconds per stage for the current scan, filled through the scanner's
+    stage-timing hook. CPU time is the whole process's during the stage: on a loaded machine it is
+    the steadier number (wall time also counts waiting for cores other programs hold)."""
 
     def __init__(self):
         self.now: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
 
-    def add(self, stage: str, started: tuple[float, float]) -> None:
-        self.now[stage] = self.now.get(stage, 0.0) + time.perf_counter() - started[0]
-        self.cpu[stage] = self.cpu.get(stage, 0.0) + _cpu() - started[1]
-
-    def wrap(self, stage: str, fn):
-        def timed(*a, **k):
-            started = time.perf_counter(), _cpu()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.add(stage, started)
-        return timed
-
-    def wrap_iter(self, stage: str, fn):
-        """A generator function whose every next() (the wait for the next item) is timed."""
-        def timed(*a, **k):
-            it = iter(fn(*a, **k))
-            while True:
-                started = time.perf_counter(), _cpu()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    self.add(stage, started)
-                    return
-                self.add(stage, started)
-                yield item
-        return timed
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter(), _cpu()
+        try:
+            yield
+        finally:
+            self.now[name] = self.now.get(name, 0.0) + time.perf_counter() - started[0]
+            self.cpu[name] = self.cpu.get(name, 0.0) + _cpu() - started[1]
 
 
 class RssWatch:
@@ -194,37 +186,23 @@ class RssWatch:
 def _worker(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  — before tensorflow, as in the product
 
-    from detector import pipeline
-    from detector.runtime import resolve_device
-    from detector.faces import FaceDetector
-    from detector.model import Model
+    import detector
 
     clock = StageClock()
     watch = RssWatch()
-    pipeline.probe = clock.wrap("probe", pipeline.probe)
-    pipeline.sample_frames = clock.wrap_iter("decode", pipeline.sample_frames)
-    pipeline.crop_face = clock.wrap("crop", pipeline.crop_face)
-    pipeline.link_tracks = clock.wrap("aggregate", pipeline.link_tracks)
-    pipeline.aggregate = clock.wrap("aggregate", pipeline.aggregate)
-    pipeline._frames_detail = clock.wrap("aggregate", pipeline._frames_detail)
-
     started = time.perf_counter()
-    device = resolve_device("cpu")
-    model = Model(args.model, device)
-    detector = FaceDetector(device)
-    scanner = pipeline.Scanner(model, detector, pipeline.Settings(frames=args.frames))
-    detector.detect = clock.wrap("detect", detector.detect)
-    model.predict = clock.wrap("model", model.predict)
+    scanner = detector.load(args.model, "cpu", frames=args.frames, timer=clock.stage)
+    assert set(STAGES[:-1]) == set(detector.STAGES), "the table's stages are the scanner's, plus other"
     setup_s = time.perf_counter() - started
 
     runs = []
     for i in range(args.runs + 1):  # the first is a warm-up (graph tracing, allocator growth)
         clock.now, clock.cpu = {}, {}
         cpu_started = _cpu()
-        row, details = scanner.scan(args.clip)
+        row = scanner.scan(args.clip)
         cpu = _cpu() - cpu_started
         if row.status not in ("ok", "no_face"):
-            raise SystemExit(f"scan failed: {row.status}: {row.error}\n{details.get('traceback', '')}")
+            raise SystemExit(f"scan failed: {row.status}: {row.error}\n{row.traceback}")
         stages = {s: clock.now.get(s, 0.0) for s in STAGES[:-1]}
         stages["other"] = max(0.0, row.seconds - sum(stages.values()))
         cpu_stages = {s: clock.cpu.get(s, 0.0) for s in STAGES[:-1]}
@@ -232,8 +210,8 @@ def _worker(args: argparse.Namespace) -> int:
         runs.append({"seconds": row.seconds, "cpu_seconds": cpu, "stages": stages, "cpu_stages": cpu_stages, "n_frames": row.n_frames, "n_faces": row.n_faces,
                      "n_tracks": row.n_tracks, "p_fake": row.p_fake, "status": row.status})
         if i == 0:
-            faces = [[f["box"] for f in frame["faces"]] for frame in details["frames"]]
-            times = [frame["time"] for frame in details["frames"]]
+            faces = [[list(f.box) for f in frame.faces] for frame in row.frames]
+            times = [frame.time for frame in row.frames]
         print(f"  {'warm-up' if i == 0 else f'run {i}'}: {row.seconds:.2f} s ({cpu:.2f} CPU s), "
               f"{row.n_faces} crops, load {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -255,6 +233,48 @@ def _worker(args: argparse.Namespace) -> int:
         "runs_detail": runs, "frame_times": times, "boxes": faces,
     }
     args.worker.write_text(json.dumps(result))
+    return 0
+
+
+def results_scaling(total: int, sample: int = 300) -> int:
+    """Time appending one row to results.csv at 1,000 rows and at `total` rows (synthetic rows,
+    no model): the cost must not grow with the folder."""
+    from detector.files import atomic_write, csv_text
+    from detector.results import COLUMNS, ResultsFolder, Row
+
+    def row(i: int) -> Row:
+        return Row(path=f"/data/videos/batch_{i // 1000:04d}/clip_{i:07d}.mp4", status="ok", label="REAL",
+                   p_fake=0.25, n_frames=32, n_faces=32, n_tracks=1, seconds=2.4, size=1_000_000 + i,
+                   mtime_ns=1_700_000_000_000_000_000 + i, settings="model=0123456789ab;frames=32;aggregate=track-max;"
+                   "threshold=0.5", details=f"details/clip_{i:07d}.mp4.{i:08x}.json")
+
+    print(f"results.csv scaling: median of {sample} appended rows (row + fsync), on {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}")
+    print(f"{'rows':>9}{'append ms/row':>15}{'look-up µs':>12}{'open s':>8}{'compact s':>11}")
+    figures = {}
+    for size in (1000, total):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            atomic_write(folder / "results.csv", csv_text([COLUMNS, *(row(i).to_csv() for i in range(size))]))
+            started = time.perf_counter()
+            results = ResultsFolder(folder)
+            opened = time.perf_counter() - started
+            started = time.perf_counter()
+            for i in range(0, size, max(1, size // 1000)):
+                results.done(row(i).path, row(i).size, row(i).mtime_ns, row(i).settings)
+            lookup = (time.perf_counter() - started) / len(range(0, size, max(1, size // 1000)))
+            times = []
+            for i in range(size, size + sample):
+                started = time.perf_counter()
+                results.write(row(i), None)
+                times.append(time.perf_counter() - started)
+            results.write(row(0), None)  # a rescan: the batch's end then compacts
+            started = time.perf_counter()
+            results.compact()
+            compact = time.perf_counter() - started
+        figures[size] = statistics.median(times)
+        print(f"{size:>9,}{figures[size] * 1e3:>15.3f}{lookup * 1e6:>12.1f}{opened:>8.2f}{compact:>11.2f}")
+    print(f"append at {total:,} rows / at 1,000 rows: {figures[total] / figures[1000]:.2f}×")
     return 0
 
 
