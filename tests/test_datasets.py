@@ -308,3 +308,42 @@ def test_split_file_round_trip(tmp_path: Path) -> None:
     bad.write_text("path,label\n/a.mp4,1\n")
     with pytest.raises(ValueError, match="lacks column"):
         read_split(bad)
+
+
+def test_three_way_split_is_disjoint_stratified_and_deterministic() -> None:
+    """Each side gets its share of every (dataset, label) cell, identities never cross sides."""
+    from detector.training.datasets import split_sides
+
+    videos = make_videos(40)
+    videos += [LabelledVideo(Path(f"/o/{i}.mp4"), int(i % 4 == 0), "other", "real" if i % 4 else "X", (f"o{i}",))
+               for i in range(40)]
+    sides = split_sides(videos, val_fraction=0.25, test_fraction=0.25, seed=2)
+    assert sides == split_sides(list(reversed(videos)), val_fraction=0.25, test_fraction=0.25, seed=2)
+    assert sorted(v.path for side in sides.values() for v in side) == sorted(v.path for v in videos)
+    owner = {}
+    for name, side in sides.items():
+        for video in side:
+            for identity in video.identities:
+                assert owner.setdefault(identity, name) == name
+    for dataset in ("t", "other"):
+        for label in (0, 1):
+            cell = [v for v in videos if v.dataset == dataset and v.label == label]
+            for name, share in (("val", 0.25), ("test", 0.25)):
+                got = sum(v.dataset == dataset and v.label == label for v in sides[name])
+                assert abs(got - share * len(cell)) <= 2, (dataset, label, name, got, len(cell))
+
+
+def test_three_way_split_holds_out_the_official_test_list_and_round_trips(tmp_path: Path) -> None:
+    from detector.training.datasets import read_split_sides, split_sides
+
+    videos = make_videos(12)
+    forced = {videos[0].path}
+    sides = split_sides(videos, val_fraction=0.2, test_fraction=0.2, seed=0, held_out=forced)
+    assert videos[0] in sides["test"] and videos[1] in sides["test"]  # its identity's other clip follows
+    write_split(tmp_path / "split.csv", sides["train"], sides["val"], sides["test"])
+    assert read_split_sides(tmp_path / "split.csv") == sides
+    assert read_split(tmp_path / "split.csv") == (sides["train"], sides["val"])
+    with pytest.raises(ValueError, match="test_fraction"):
+        split_sides(videos, val_fraction=0.2, test_fraction=1.0)
+    with pytest.raises(ValueError, match="at most 1"):
+        split_sides(videos, val_fraction=0.6, test_fraction=0.6)
