@@ -129,6 +129,7 @@ def test_batch_rows_statuses_and_exit_code(first_run):
     assert rows["fast_half.mp4"]["n_frames"] not in ("", "0")  # the part that was there was read
     assert rows["eightk.mp4"]["n_frames"] == "2"
     assert f"Done: {len(EXPECTED)} scanned" in proc.stderr and "0 already in results" in proc.stderr
+    assert "; 1 other file skipped for the extension" in proc.stderr  # notes.txt
     assert not list(out.rglob("*.tmp"))
 
 
