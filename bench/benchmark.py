@@ -6,7 +6,7 @@
 Without --clip it makes (once, cached in a temp folder) a 10-s 1080p30 H.264 clip of the
 astronaut photo (face about 270 px) drifting over the moving testsrc2 pattern, encoded with
 libx264's default preset. Without --model it uses models/default, else builds (once, cached) an
-untrained EfficientNetV2-B0 with the trainer's own builder: an untrained model runs exactly as
+untrained EfficientNet-Lite0 (the default architecture) with the trainer's own builder: an untrained model runs exactly as
 fast as a trained one.
 
 The measured scans run in a fresh child process, so its peak RSS is the scanner's alone (not the
@@ -47,7 +47,7 @@ TARGET_SECONDS, TARGET_RSS_GB = 3.0, 2.5
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="SavedModel folder (default: models/default, else an untrained B0)")
+    parser.add_argument("--model", type=Path, help="SavedModel folder (default: models/default, else an untrained Lite0)")
     parser.add_argument("--runs", type=int, default=5, help="measured scans after one warm-up (default 5)")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32, the product's)")
     parser.add_argument("--clip", type=Path, help="scan this video instead of the generated 1080p clip")
@@ -102,19 +102,19 @@ def pick_model(given: Path | None) -> tuple[Path, str]:
     default = ROOT / "models" / "default"
     if (default / "saved_model.pb").exists():
         return default, "models/default"
-    built = CACHE / "untrained_b0"
+    built = CACHE / "untrained_lite0"
     if not (built / "saved_model.pb").exists():
-        print("building an untrained EfficientNetV2-B0 (once) …", flush=True)
+        print("building an untrained EfficientNet-Lite0 (once) …", flush=True)
         subprocess.run([sys.executable, "-c", BUILD_MODEL, str(built), str(ROOT)], check=True)
-    return built, "untrained EfficientNetV2-B0: same architecture, same speed as a trained one"
+    return built, "untrained EfficientNet-Lite0: same architecture, same speed as a trained one"
 
 
 BUILD_MODEL = """
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(sys.argv[2])))
-from detector.training.train import build_model  # the product's own network, untrained
-build_model().save(sys.argv[1])
+from detector.training.networks import build_detector  # the product's own network, untrained
+build_detector().save(sys.argv[1])
 """
 
 

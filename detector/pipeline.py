@@ -21,7 +21,14 @@ import numpy as np
 from detector.aggregation import TrackScore, Verdict, aggregate
 from detector.faces import Crop, FaceDetector, crop_face, link_tracks
 from detector.model import Model
-from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoError, VideoInfo, probe, sample_frames
+from detector.video import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoError,
+    VideoInfo,
+    probe,
+    sample_frames,
+)
 
 log = logging.getLogger("detector")
 
@@ -232,10 +239,3 @@ def find_inputs(source: Path) -> Inputs:
         entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return Inputs(tuple(Path(os.path.abspath(source.parent / entry)) for entry in entries))
     return Inputs((Path(os.path.abspath(source)),))
-
-
-def run_batch(*args, **kwargs):
-    """Kept only because detector.evaluation imports it from here; it is detector.cli.run_batch."""
-    from detector.cli import run_batch as cli_run_batch
-
-    return cli_run_batch(*args, **kwargs)

@@ -120,6 +120,21 @@ def test_celebdf_and_official_test_list(tmp_path: Path) -> None:
         assert_disjoint(train, val)
 
 
+def test_official_test_list_is_found_beside_celebdf_clips(tmp_path: Path) -> None:
+    """The trainer's split holds out Celeb-DF's official test videos, found from the clips alone."""
+    from detector.training.datasets import official_test_paths, split_sides
+
+    touch(tmp_path, "Celeb-real/id0_0000.mp4", "Celeb-real/id5_0001.mp4", "Celeb-synthesis/id0_id5_0002.mp4",
+          "Celeb-synthesis/id8_id9_0001.mp4", "Celeb-real/id8_0004.mp4")
+    (tmp_path / "List_of_testing_videos.txt").write_text("0 Celeb-synthesis/id8_id9_0001.mp4\n")
+    videos = read_celebdf(tmp_path)
+    listed = official_test_paths(videos)
+    assert listed == {tmp_path.resolve() / "Celeb-synthesis/id8_id9_0001.mp4"}
+    sides = split_sides(videos, val_fraction=0.2, test_fraction=0.2, seed=0, held_out=listed)
+    assert {v.path.name for v in sides["test"]} >= {"id8_id9_0001.mp4", "id8_0004.mp4"}  # id8 follows
+    assert official_test_paths(make_videos(3)) == set()  # other datasets: nothing forced
+
+
 def test_celebdf_test_list_rejects_bad_lines(tmp_path: Path) -> None:
     (tmp_path / "List_of_testing_videos.txt").write_text("real Celeb-real/id0_0000.mp4\n")
     with pytest.raises(ValueError, match="expected '<1|0> <path>'"):

@@ -22,8 +22,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from detector.aggregation import AGGREGATES, Calibration
+from detector.api import scan_batch
 from detector.evaluation.report import (
     compute_metrics,
     format_table,
@@ -34,7 +36,7 @@ from detector.evaluation.report import (
 from detector.faces import FaceDetector
 from detector.files import atomic_write
 from detector.model import Model
-from detector.pipeline import Scanner, Settings, run_batch
+from detector.pipeline import Scanner, Settings
 from detector.results import ResultsFolder
 from detector.runtime import resolve_device
 from detector.training.datasets import (
@@ -50,7 +52,9 @@ def scan_labelled(model: Model, videos: list[LabelledVideo], out: Path, settings
     """Scan the videos into OUT/scan (resumable); one row per video with its label, score and raw score."""
     results = ResultsFolder(out / "scan")
     scanner = Scanner(model, FaceDetector("cuda" if device == "gpu" else "cpu"), settings)
-    run_batch(scanner, [v.path for v in videos], results, progress=progress)
+    batch = scan_batch(scanner, [v.path for v in videos], results)
+    for _ in tqdm(batch, total=len(videos), unit="clip", desc="scanning", disable=not progress, file=sys.stderr):
+        pass
     rows = []
     for video in videos:
         row = results.rows[str(video.path)]

@@ -134,8 +134,19 @@ def read_celebdf(root: Path) -> list[LabelledVideo]:
     return _by_path(videos)
 
 
+def official_test_paths(videos: Iterable[LabelledVideo]) -> set[Path]:
+    """The official test videos among these: Celeb-DF's `List_of_testing_videos.txt` beside the
+    `Celeb-real/`… folders of any Celeb-DF clip here. The split holds them out (`split_sides(held_out=...)`)."""
+    roots = {v.path.parent.parent for v in videos if v.dataset == "Celeb-DF"}
+    listed = set()
+    for root in roots:
+        if (root / "List_of_testing_videos.txt").is_file():
+            listed |= celebdf_test_list(root)
+    return listed
+
+
 def celebdf_test_list(root: Path) -> set[Path]:
-    """Absolute paths of Celeb-DF's official test videos, for `split_by_identity(val_paths=...)`.
+    """Absolute paths of Celeb-DF's official test videos, for `split_sides(held_out=...)`.
 
     `List_of_testing_videos.txt` lines read `<1|0> <relative path>`; there 1 means REAL, the
     opposite of this module's convention, so the flag is checked but not used as a label.

@@ -39,7 +39,7 @@ from detector.files import atomic_open, atomic_write
 from detector.runtime import keras, tf
 from detector.training.augment import augment, h264_roundtrip
 from detector.training.crops import CropRecord, read_index
-from detector.training.datasets import LabelledVideo, read_split_sides, split_sides, write_split
+from detector.training.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
 from detector.training.networks import ARCHITECTURES, build_detector
 from detector.training.selfblend import sample_grid, self_blend
 from detector.video import IMAGE_EXTENSIONS
@@ -185,14 +185,15 @@ def validate(model: keras.Model, records: list[CropRecord]) -> dict:
 def split_records(records: list[CropRecord], split: Path | None, config: TrainConfig) -> tuple[list, list, dict]:
     """Train/val crops by source identity: from a split file, else a new seeded split, written down.
 
-    Photos and crop pools only ever train; test clips are neither trained nor validated on."""
+    Photos and crop pools only ever train; test clips are neither trained nor validated on.
+    A dataset's official test list (Celeb-DF's) is honoured: those clips are held out."""
     videos = {r.video: LabelledVideo(Path(r.video), r.label, r.dataset, r.method, r.identities) for r in records}
     if split is not None and split.exists():
         sides = read_split_sides(split)
     else:
         photos = [v for v in videos.values() if v.path.suffix.lower() in IMAGE_EXTENSIONS]
         clips = [v for v in videos.values() if v.path.suffix.lower() not in IMAGE_EXTENSIONS]
-        sides = split_sides(clips, config.val_fraction, config.test_fraction, config.seed)
+        sides = split_sides(clips, config.val_fraction, config.test_fraction, config.seed, official_test_paths(clips))
         sides["train"] += photos
         if split is not None:
             write_split(split, sides["train"], sides["val"], sides["test"])
