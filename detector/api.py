@@ -6,7 +6,8 @@
     for result in d.scan_many(paths):   # a generator, in input order
         ...
 
-`scan_batch` adds a results folder: resume, then one row and one details JSON per input.
+`scan_batch` adds a results folder: resume, then one row and one details JSON per input, and
+with `report=True` the HTML report (RESULTS/report.html) updated as each input finishes.
 Nothing here prints; the command line (detector.cli) does that.
 """
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 from detector.faces import FaceDetector
 from detector.model import DEFAULT_MODEL_DIR, Model, ModelError
 from detector.pipeline import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
+from detector.report_html import HtmlReport
 from detector.results import ResultsFolder, Row
 from detector.runtime import DeviceError, resolve_device
 from detector.writers import get_writer
 
-__all__ = ["STAGES", "BatchItem", "DeviceError", "ModelError", "NoDefaultModel", "ResultsFolder", "ScanResult",
-           "Scanner", "Settings", "get_writer", "load", "scan_batch"]
+__all__ = ["STAGES", "BatchItem", "DeviceError", "HtmlReport", "ModelError", "NoDefaultModel", "ResultsFolder",
+           "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
 
 
 class NoDefaultModel(ModelError):
@@ -62,12 +64,14 @@ class BatchItem:
         return self.result is None
 
 
-def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder,
-               overwrite: bool = False) -> Iterator[BatchItem]:
+def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder, overwrite: bool = False,
+               report: bool = False, explain: bool = False) -> Iterator[BatchItem]:
     """Scan each input into the results folder, in order, skipping inputs already there with the
     same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
-    also when it is interrupted."""
+    also when it is interrupted. `report` keeps RESULTS/report.html up to date as inputs finish;
+    `explain` adds heat-maps of the most suspicious crops to it."""
     to_row, to_details = get_writer("row"), get_writer("json")
+    html = HtmlReport(results) if report else None
     try:
         for path in inputs:
             try:
@@ -77,9 +81,14 @@ def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder,
                 size = mtime = None
             earlier = None if overwrite else results.done(str(path), size, mtime, scanner.settings_key)
             if earlier is not None:
-                yield BatchItem(path, earlier, None)
-                continue
-            result = scanner.scan(path)
-            yield BatchItem(path, results.write(to_row(result), to_details(result)), result)
+                item = BatchItem(path, earlier, None)
+            else:
+                result = scanner.scan(path, explain)
+                item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
+            if html is not None:
+                html.add(item.row, item.result)
+            yield item
     finally:
         results.compact()
+        if html is not None:
+            html.close()

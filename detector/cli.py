@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")
     parser.add_argument("--overwrite", action="store_true", help="scan again inputs already in the results")
+    parser.add_argument("--no-report", dest="report", action="store_false",
+                        help="do not write the HTML report (RESULTS/report.html)")
+    parser.add_argument("--explain", action="store_true",
+                        help="add heat-maps of the most suspicious face crops to the report (slower)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true",
                            help="errors and the summary only: no progress bar, no verdict lines")
@@ -127,10 +131,13 @@ def scan(args: argparse.Namespace) -> int:
              scanner.settings.threshold_for(scanner.model), len(inputs.paths))
     for path in inputs.skipped:
         log.info("skipped (not a video or image extension): %s", path)
-    summary = run_batch(scanner, list(inputs.paths), results, overwrite=args.overwrite, progress=not args.quiet)
+    summary = run_batch(scanner, list(inputs.paths), results, overwrite=args.overwrite, progress=not args.quiet,
+                        report=args.report, explain=args.explain)
     summary.ignored = len(inputs.skipped)
     print(summary.line(), file=sys.stderr)
     print(f"Results: {results.csv_path}", file=sys.stderr)
+    if args.report:
+        print(f"Report: {results.folder / 'report.html'}", file=sys.stderr)
     if summary.interrupted:
         print("Interrupted: the results above are saved; run the same command again to resume.", file=sys.stderr)
     return summary.exit_code
@@ -164,7 +171,8 @@ class BatchSummary:
         return EXIT_UNREADABLE if self.statuses["unreadable"] or self.statuses["error"] else EXIT_OK
 
 
-def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False, progress: bool = True) -> BatchSummary:
+def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False, progress: bool = True,
+              report: bool = True, explain: bool = False) -> BatchSummary:
     """Scan inputs into results under a progress bar, a line per verdict; Ctrl-C keeps what finished."""
     from detector.api import scan_batch
     from detector.writers import get_writer
@@ -176,7 +184,7 @@ def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, over
     if inputs:
         bar.set_postfix_str(inputs[0].name[-40:], refresh=False)
     try:
-        with closing(scan_batch(scanner, inputs, results, overwrite)) as batch:
+        with closing(scan_batch(scanner, inputs, results, overwrite, report, explain)) as batch:
             for done, item in enumerate(batch, start=1):
                 if item.skipped:
                     summary.skipped += 1

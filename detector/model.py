@@ -139,13 +139,16 @@ class Model:
         """p(fake) per crop. Crops are N×S×S×3 uint8 at the contract's input size."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
-        low, high = self.contract.input_range
         scores = []
         for start in range(0, len(crops), batch_size):
-            batch = crops[start:start + batch_size].astype(np.float32) * ((high - low) / 255.0) + low
-            out = self._fn(**{self._input_name: tf.constant(batch)})
+            out = self._fn(**{self._input_name: tf.constant(self.to_input(crops[start:start + batch_size]))})
             scores.append(self._p_fake(np.asarray(next(iter(out.values())))))
         return np.concatenate(scores)
+
+    def to_input(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops as the model takes them: float32 scaled to the contract's input range."""
+        low, high = self.contract.input_range
+        return crops.astype(np.float32) * ((high - low) / 255.0) + low
 
     def _p_fake(self, out: np.ndarray) -> np.ndarray:
         out = out.reshape(len(out), -1)

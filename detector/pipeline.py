@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.aggregation import TrackScore, Verdict, aggregate
+from detector.evidence import Evidence, collect
 from detector.faces import Crop, FaceDetector, crop_face, link_tracks
 from detector.model import Model
 from detector.video import (
@@ -29,6 +31,9 @@ from detector.video import (
     probe,
     sample_frames,
 )
+
+if TYPE_CHECKING:
+    from detector.explain import Explainer
 
 log = logging.getLogger("detector")
 
@@ -139,6 +144,8 @@ class ScanResult:
     settings_key: str = ""  # what the resume check compares (Settings.key)
     model: Mapping = field(default_factory=dict)  # Model.describe()
     traceback: str = ""  # for an internal error
+    # thumbnails (and with explain, heat-maps) for the HTML report; not in results.csv or the JSON
+    evidence: Evidence = field(default=Evidence(), repr=False, compare=False)
 
     @property
     def n_frames(self) -> int:
@@ -160,9 +167,19 @@ class Scanner:
                  timer: StageTimer = no_timing):
         self.model, self.detector, self.settings, self.timer = model, detector, settings, timer
         self.settings_key = settings.key(model)
+        self._explainer: Explainer | None = None
 
-    def scan(self, path: str | os.PathLike) -> ScanResult:
-        """One input's result; never raises for a bad input (Ctrl-C still stops it)."""
+    @property
+    def explainer(self) -> Explainer:
+        """The model's heat-mapper, made on first use (the Keras rebuild for Grad-CAM is slow)."""
+        if self._explainer is None:
+            from detector.explain import Explainer
+            self._explainer = Explainer(self.model)
+        return self._explainer
+
+    def scan(self, path: str | os.PathLike, explain: bool = False) -> ScanResult:
+        """One input's result; never raises for a bad input (Ctrl-C still stops it). With `explain`
+        its evidence holds heat-maps of the most suspicious crops."""
         started = time.perf_counter()
         path = Path(os.path.abspath(path))
         found: dict = {}
@@ -172,7 +189,7 @@ class Scanner:
         except OSError:
             pass
         try:
-            found.update(self._scan(path))
+            found.update(self._scan(path, explain))
         except VideoError as exc:
             found.update(status="unreadable", error=str(exc))
         except (KeyboardInterrupt, SystemExit):
@@ -183,7 +200,7 @@ class Scanner:
         return ScanResult(path=str(path), seconds=time.perf_counter() - started, settings=self.settings,
                           settings_key=self.settings_key, model=self.model.describe(), **found)
 
-    def _scan(self, path: Path) -> dict:
+    def _scan(self, path: Path, explain: bool) -> dict:
         found = extract_faces(path, self.detector, self.settings.frames, self.model.input_size, self.timer)
         with self.timer("model"):
             scores = self.model.predict(np.stack([c.image for c in found.crops]), self.settings.batch_size) \
@@ -195,13 +212,14 @@ class Scanner:
                             frames=frames, video=found.info)
             verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
                                 self.settings.aggregate, self.model.contract.calibration)
+        evidence = collect([c.image for c in found.crops], scores, found.tracks, self.explainer if explain else None)
         return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
-                    tracks=tuple(verdict.tracks), verdict=verdict, video=found.info)
+                    tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)
 
-    def scan_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[ScanResult]:
+    def scan_many(self, paths: Iterable[str | os.PathLike], explain: bool = False) -> Iterator[ScanResult]:
         """Each input's result as it finishes, in input order; never raises for a bad input."""
         for path in paths:
-            yield self.scan(path)
+            yield self.scan(path, explain)
 
 
 def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:
