@@ -98,11 +98,12 @@ def test_report_files_are_named_by_id_never_by_input(scanned):
 
 
 def test_rescans_replace_an_input_in_place_and_resume_keeps_the_rest(scanned, tmp_path):
+    broken = str(scanned.parent / "in" / "broken.mp4")
     scanned = Path(shutil.copytree(scanned, tmp_path / "out"))
     results = ResultsFolder(scanned)
     report = HtmlReport(results)
     before = [r["id"] for r in report.records]
-    row = results.rows[str(scanned.parent / "in" / "broken.mp4")]
+    row = results.rows[broken]
     report.add(row, None)  # already in the results: nothing to do
     report.add(Row(row.path, "unreadable", error="rescanned"), ScanResult(row.path, "unreadable", error="rescanned"))
     report.close()
