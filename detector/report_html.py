@@ -8,7 +8,7 @@ opened from disk may not fetch() files):
   report/inputs/<id>.js      one input's page: verdict, reason, video facts, tracks, timeline
   report/inputs/<id>/*.jpg   its crop thumbnails and heat-maps
 An input costs its own files plus one chunk and the summary rewritten, so the 10,000th input
-costs what the first did. <id> is a hash of the input's path: no file name the report writes or
+costs about what the first did (bench/report_cost.py). <id> is a hash of the input's path: no file name the report writes or
 links comes from an input. Data goes in as JSON with <, > and & escaped and everything outside
 ASCII as \\u escapes; the page renders it with textContent and setAttribute, never as HTML.
 """
