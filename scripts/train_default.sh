@@ -5,8 +5,8 @@
 # Every step resumes: run the same command again after an interruption.
 #  1. Face crops made by the scanner's own stages: every labelled clip (48 frames each), the
 #     FaceForensics++ crop pool (re-detected and re-cropped as the scanner would) and LFW.
-#  2. Clips are split by source identity, stratified by source and label, into val and test
-#     halves; no clip trains. Training data: the pool, LFW, and self-blends of every real face.
+#  2. Clips are split by source identity, stratified by source and label: 40% train, 30% val,
+#     30% test. Training data: the train clips, the pool, LFW, self-blends of every real face.
 #  3. Recipe: two short runs that differ only in batch-norm handling; validation AUC picks one.
 #  4. The full run: EfficientNet-Lite0 from ImageNet, head first, then the whole network;
 #     the best epoch by validation AUC is exported.
@@ -19,7 +19,7 @@ WORK=${2:-work}
 PY=${PY:-.venv/bin/python}
 EPOCHS=${EPOCHS:-8}
 STEPS=${STEPS:-500}
-SPLIT=(--val-fraction 0.5 --test-fraction 0.5 --seed 0)
+SPLIT=(--val-fraction 0.3 --test-fraction 0.3 --seed 0)
 CROPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_lfw")
 COMMON=(--init imagenet --arch efficientnet-lite0 --batch-size 16 --sbi mix --head-steps 200
         --head-learning-rate 1e-3 --learning-rate 3e-4 --warmup-steps 200 "${SPLIT[@]}")
@@ -29,7 +29,7 @@ $PY -m detector.crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"
 $PY -m detector.crops --photos "$DATA/faces/lfw" --out "$WORK/crops_lfw"
 
 for bn in train frozen; do
-  $PY -m detector.train "${CROPS[@]}" "${COMMON[@]}" --bn "$bn" --epochs 2 --steps-per-epoch 200 \
+  $PY -m detector.train "${CROPS[@]}" "${COMMON[@]}" --bn "$bn" --epochs 1 --steps-per-epoch 300 \
       --out "$WORK/recipe_bn_$bn" --resume
 done
 BN=$($PY -c 'import json, sys

@@ -9,7 +9,8 @@ phases: the new head alone (`--head-steps`, backbone frozen), then the whole net
 statistics from ImageNet, `--bn train` adapts them.
 
 Batches are balanced: half real crops, half fakes. Each real/fake pair comes from one source
-(a clip dataset, a photo folder, a crop pool), so no source can stand in for a label; the fake
+(a clip dataset, a photo folder, a crop pool; drawn in proportion to the square root of its
+size), so no source can stand in for a label; the fake
 is that source's labelled fake or a self-blended image made on the fly from one of its real
 crops (`--sbi`). Self-blends teach the blending boundary every face swap leaves rather than one
 method's fingerprint. Clips are split by source identity into train, val and test; validation
@@ -104,6 +105,11 @@ class CropSampler:
         self.sources = sorted(d for d in self.reals if config.sbi != "off" or d in self.fakes)
         if not self.sources:
             raise ValueError("--sbi off needs real and fake crops from the same source")
+        # Sources are drawn in proportion to the square root of their number of clips or photos:
+        # a pool of thousands of photos does not drown a few dozen clips, nor are those clips
+        # repeated until they are learnt by heart.
+        sizes = np.array([len({r.video for r in self.reals[d] + self.fakes.get(d, [])}) for d in self.sources])
+        self.weights = np.sqrt(sizes) / np.sqrt(sizes).sum()
         self.config, self.rng = config, rng
         self._cache: dict[Path, np.ndarray] = {}
 
@@ -125,7 +131,8 @@ class CropSampler:
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         half = self.config.batch_size // 2
-        sources = [self.sources[i] for i in self.rng.integers(len(self.sources), size=self.config.batch_size - half)]
+        sources = [self.sources[i] for i in self.rng.choice(len(self.sources), size=self.config.batch_size - half,
+                                                            p=self.weights)]
         images = [self._image(self._pick(self.reals[s])) for s in sources]
         images += [self._fake(s) for s in sources[:half]]
         labels = np.array([0] * len(sources) + [1] * half)
