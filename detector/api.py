@@ -64,7 +64,7 @@ class BatchItem:
         return self.result is None
 
 
-def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder, overwrite: bool = False,
+def scan_batch(scanner: Scanner, inputs: Iterable[str | os.PathLike], results: ResultsFolder, overwrite: bool = False,
                report: bool = False, explain: bool = False) -> Iterator[BatchItem]:
     """Scan each input into the results folder, in order, skipping inputs already there with the
     same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
@@ -73,7 +73,7 @@ def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder,
     to_row, to_details = get_writer("row"), get_writer("json")
     html = HtmlReport(results) if report else None
     try:
-        for path in inputs:
+        for path in map(Path, map(os.path.abspath, inputs)):  # absolute: the resume index is keyed by it
             try:
                 stat = path.stat()
                 size, mtime = stat.st_size, stat.st_mtime_ns
@@ -83,7 +83,7 @@ def scan_batch(scanner: Scanner, inputs: Iterable[Path], results: ResultsFolder,
             if earlier is not None:
                 item = BatchItem(path, earlier, None)
             else:
-                result = scanner.scan(path, explain)
+                result = scanner.scan(path, explain=True) if explain else scanner.scan(path)
                 item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
             if html is not None:
                 html.add(item.row, item.result)

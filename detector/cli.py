@@ -123,7 +123,7 @@ def scan(args: argparse.Namespace) -> int:
     except PermissionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    inputs = find_inputs(args.input)
+    inputs = find_inputs(args.input, exclude=results.folder)
     if not inputs.paths:
         print(f"error: no videos or images found in {args.input}", file=sys.stderr)
         return EXIT_USAGE

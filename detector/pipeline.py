@@ -238,16 +238,18 @@ class Inputs:
     skipped: tuple[Path, ...] = ()
 
 
-def find_inputs(source: Path) -> Inputs:
+def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
     """Inputs named by --input: a file, a folder (recursive, sorted), or a .txt list of paths.
 
     Folders are walked without following links, so a symlink loop is listed (and reported as
-    unreadable) rather than followed forever. List entries are relative to the list's folder.
+    unreadable) rather than followed forever; the `exclude` folder (the results, whose report
+    holds JPEGs) is not walked. List entries are relative to the list's folder.
     """
     if source.is_dir():
         found, skipped = [], []
+        skip = exclude and os.path.abspath(exclude)
         for folder, dirs, files in os.walk(source):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if os.path.abspath(Path(folder, d)) != skip)
             for name in sorted(files):
                 wanted = Path(name).suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
                 (found if wanted else skipped).append(Path(os.path.abspath(Path(folder, name))))
