@@ -240,6 +240,9 @@ def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path):
     rng = np.random.default_rng(0)
     assert CropSampler(records, TrainConfig(batch_size=4, h264_p=0.0), rng).sources == ["clips", "photos"]
     assert CropSampler(records, TrainConfig(batch_size=4, sbi="off"), rng).sources == ["clips"]
+    # sources are drawn by the square root of their size: 6 clips' items against 3 photos
+    weights = CropSampler(records, TrainConfig(batch_size=4), rng).weights
+    np.testing.assert_allclose(weights, np.sqrt([6, 3]) / np.sqrt([6, 3]).sum())
     x, labels = CropSampler(records, TrainConfig(batch_size=6, h264_p=1.0), rng).batch()
     assert x.shape == (6, 64, 64, 3) and x.dtype == np.float32 and list(labels) == [0, 0, 0, 1, 1, 1]
     assert 0.0 <= x.min() and x.max() <= 1.0
