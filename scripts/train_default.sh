@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model from the shared data, end to end, reproducibly (seed 0):
 #   bash scripts/train_default.sh ../shared/data [work]
-# About 100 minutes on a 2-core CPU; the same commands use a GPU where TensorFlow sees one.
+# Well under 2 hours on a 2-core CPU; the same commands use a GPU where TensorFlow sees one.
 # Every step resumes: run the same command again after an interruption.
 #  1. Face crops made by the scanner's own stages: every labelled clip (48 frames each), the
 #     FaceForensics++ crop pool (re-detected and re-cropped as the scanner would) and LFW.
