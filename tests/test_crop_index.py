@@ -37,3 +37,25 @@ def test_build_drops_torn_rows_and_rows_of_clips_not_done(tmp_path):
     assert [r.video for r in crops.read_index(out)] == ["/v/done.mp4"]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert Path(out / "index.csv").read_text(encoding="utf-8").endswith("\n")
+
+
+def test_tight_stills_are_mirror_extended_so_their_crops_have_no_black_margin(tmp_path):
+    import cv2
+    import skimage.data
+
+    from detector.training.datasets import LabelledVideo
+
+    x1, y1, x2, y2 = 176, 56, 272, 176  # the astronaut's face, cut as tightly as the FF++ crop pool's stills
+    still = tmp_path / "tight.png"
+    cv2.imwrite(str(still), cv2.cvtColor(skimage.data.astronaut()[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
+    item = [LabelledVideo(still, 0, "pool", "real", ("pool:a",))]
+
+    def dark_border_rows(out: Path, margin: float) -> int:
+        crops.build(item, out, frames=1, crop_size=112, progress=False, photo_margin=margin)
+        (record,) = crops.read_index(out)
+        image = record.image()
+        return sum(int(line.max() < 8) for line in (*image[:12], *image[-12:], *image[:, :12].transpose(1, 0, 2),
+                                                   *image[:, -12:].transpose(1, 0, 2)))
+
+    assert dark_border_rows(tmp_path / "as_is", 0.0) > 0
+    assert dark_border_rows(tmp_path / "extended", crops.PHOTO_MARGIN) == 0

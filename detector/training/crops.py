@@ -6,6 +6,10 @@ Crops come from `detector.pipeline.extract_faces`, the function the scanner uses
 trained on them sees exactly what it will be asked to judge. Only each clip's main face track is
 kept: in a face-swap video other people in the frame are real, and labelling them fake would
 teach the model noise. Resumable: a clip already in the index is not processed again.
+
+Stills cropped tightly round a face (the FaceForensics++ crop pool) would come out of the scanner's
+wider crop with black margins no video frame has; they are first extended by mirroring their
+edges (`--photo-margin`), so the margin holds picture, as it does in a frame.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import argparse
 import csv
 import hashlib
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +29,7 @@ from detector.training.datasets import LabelledVideo, read_dataset, read_face_ph
 from detector.faces import FaceDetector
 from detector.pipeline import extract_faces
 from detector.files import append_csv, atomic_write, csv_text, read_csv_log
-from detector.video import VideoError
+from detector.video import IMAGE_EXTENSIONS, VideoError
 
 INDEX_COLUMNS = ["crop", "video", "label", "dataset", "method", "identities", "frame", "time", "track", "landmarks"]
 
@@ -69,8 +74,19 @@ def main_track(tracks: list[int]) -> int:
 DONE_COLUMNS = ["video", "status", "crops"]
 
 
-def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, progress: bool = True) -> int:
-    """Append the crops of every item not yet in out/index.csv; returns how many items were added."""
+PHOTO_MARGIN = 0.25  # a tight still's crop box reaches about 15% past its edges; this covers it
+
+
+def mirror_extend(image: np.ndarray, fraction: float) -> np.ndarray:
+    """The image extended on every side by fraction of its size, mirroring its edges."""
+    dy, dx = round(image.shape[0] * fraction), round(image.shape[1] * fraction)
+    return cv2.copyMakeBorder(image, dy, dy, dx, dx, cv2.BORDER_REFLECT_101)
+
+
+def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, progress: bool = True,
+          photo_margin: float = PHOTO_MARGIN) -> int:
+    """Append the crops of every item not yet in out/index.csv; returns how many items were added.
+    Photos are mirror-extended by photo_margin first (0: as they are)."""
     out.mkdir(parents=True, exist_ok=True)
     index_path, done_path = out / "index.csv", out / "videos.csv"
     seen = {record[0] for record in _open_log(done_path, DONE_COLUMNS, lambda record: True)}
@@ -81,7 +97,7 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
     for item in tqdm(todo, unit="clip", disable=not progress, desc="crops"):
         key = hashlib.sha1(str(item.path).encode()).hexdigest()[:12]
         try:
-            found = extract_faces(item.path, detector, frames, crop_size)
+            found = _extract(item.path, detector, frames, crop_size, photo_margin)
             status = "ok" if found.crops else "no_face"
         except VideoError as exc:
             found, status = None, f"unreadable: {exc}"
@@ -106,6 +122,18 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
     return added
 
 
+def _extract(path: Path, detector: FaceDetector, frames: int, crop_size: int, photo_margin: float):
+    if photo_margin <= 0 or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return extract_faces(path, detector, frames, crop_size)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"cannot read the image {path.name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        extended = Path(tmp) / "photo.png"
+        cv2.imwrite(str(extended), mirror_extend(image, photo_margin))
+        return extract_faces(extended, detector, frames, crop_size)
+
+
 def _open_log(path: Path, columns: list[str], keep) -> list[list[str]]:
     """The records of an append-only CSV that `keep` accepts; the file is rewritten (atomically,
     once) only when it is new, had a torn last record, or held records not kept."""
@@ -126,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="crop dataset folder (resumes if it exists)")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32, as the scanner)")
     parser.add_argument("--size", type=int, default=224, help="crop size in pixels (default 224, the model's input)")
+    parser.add_argument("--photo-margin", type=float, default=PHOTO_MARGIN,
+                        help="extend photos by mirroring their edges by this fraction of their size before "
+                             f"detection, so tight stills crop without black margins (default {PHOTO_MARGIN}; 0: off)")
     parser.add_argument("--limit-photos", type=int, default=None, help="use at most this many photos (seeded pick)")
     args = parser.parse_args(argv)
     items: list[LabelledVideo] = []
@@ -139,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         items += found
     if not items:
         parser.error("nothing to do: give --data and/or --photos")
-    added = build(items, args.out, args.frames, args.size)
+    added = build(items, args.out, args.frames, args.size, photo_margin=args.photo_margin)
     records = read_index(args.out)
     print(f"{added} new item(s); {len(records)} crops from "
           f"{len({r.video for r in records})} clips/photos in {args.out / 'index.csv'}", file=sys.stderr)
