@@ -69,26 +69,37 @@ def scan_batch(scanner: Scanner, inputs: Iterable[str | os.PathLike], results: R
     """Scan each input into the results folder, in order, skipping inputs already there with the
     same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
     also when it is interrupted. `report` keeps RESULTS/report.html up to date as inputs finish;
-    `explain` adds heat-maps of the most suspicious crops to it."""
+    `explain` adds heat-maps of the most suspicious crops to it.
+
+    The inputs to scan go to `scanner.scan_many` as one list, so a scanner may work ahead (decode
+    the next input) or spread them over workers (Ray); results still arrive, and are written, in
+    input order, by this one writer."""
     to_row, to_details = get_writer("row"), get_writer("json")
+    paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in inputs))  # absolute: the resume key
+    earlier = {path: None if overwrite else results.done(str(path), *_stat(path), scanner.settings_key)
+               for path in paths}
     html = HtmlReport(results) if report else None
+    scans = scanner.scan_many([path for path in paths if earlier[path] is None], explain)
     try:
-        for path in map(Path, map(os.path.abspath, inputs)):  # absolute: the resume index is keyed by it
-            try:
-                stat = path.stat()
-                size, mtime = stat.st_size, stat.st_mtime_ns
-            except OSError:
-                size = mtime = None
-            earlier = None if overwrite else results.done(str(path), size, mtime, scanner.settings_key)
-            if earlier is not None:
-                item = BatchItem(path, earlier, None)
+        for path in paths:
+            if earlier[path] is not None:
+                item = BatchItem(path, earlier[path], None)
             else:
-                result = scanner.scan(path, explain=True) if explain else scanner.scan(path)
+                result = next(scans)
                 item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
             if html is not None:
                 html.add(item.row, item.result)
             yield item
     finally:
+        scans.close()
         results.compact()
         if html is not None:
             html.close()
+
+
+def _stat(path: Path) -> tuple[int | None, int | None]:
+    try:
+        stat = path.stat()
+        return stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return None, None
