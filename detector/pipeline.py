@@ -12,6 +12,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,23 +22,21 @@ import numpy as np
 
 from detector.aggregation import TrackScore, Verdict, aggregate
 from detector.evidence import Evidence, collect
-from detector.faces import Crop, FaceDetector, crop_face, link_tracks
+from detector.faces import DETECT_EVERY, Crop, FaceDetector, FaceTracker, crop_face, link_tracks
 from detector.model import Model
 from detector.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    Decoding,
     VideoError,
     VideoInfo,
     probe,
-    sample_frames,
 )
 
 if TYPE_CHECKING:
     from detector.explain import Explainer
 
 log = logging.getLogger("detector")
-
-DETECT_CHUNK = 8  # frames detected per MTCNN call: bounds memory for 4K frames, keeps batches useful
 
 # A stage-timing hook: called with a stage's name, it returns a context manager wrapped around
 # that stage's work, so a benchmark times stages without patching this module.
@@ -58,38 +57,56 @@ class FaceScan:
     tracks: list[int]  # track id per crop
 
 
-def extract_faces(path: Path, detector: FaceDetector, n_frames: int, crop_size: int,
-                  timer: StageTimer = no_timing) -> FaceScan:
-    """Sample frames, detect faces in chunks as frames arrive, crop them and link them into tracks."""
+def open_input(path: Path, n_frames: int, timer: StageTimer = no_timing, exact: bool = False) -> Decoding:
+    """Probe the input and start decoding its sampled frames. Unless `exact`, frames that no
+    other frame refers to are not decoded (where the codec allows it), so a sample may land a
+    frame or two after its target."""
     with timer("probe"):
-        info = probe(path)
+        return Decoding(path, n_frames, probe(path), skip_unreferenced=not exact)
+
+
+def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int, crop_size: int,
+                  timer: StageTimer = no_timing, detect_every: int = DETECT_EVERY) -> FaceScan:
+    """Sample frames (from a path, or an input already opened by `open_input`), detect faces frame
+    by frame as they arrive (a full pass every `detect_every`-th frame, tracking in between), crop
+    them and link them into tracks."""
+    decoding = source if isinstance(source, Decoding) else open_input(source, n_frames, timer)
+    with decoding:
+        found = _extract(decoding, FaceTracker(detector, detect_every), crop_size, timer)
+    info = decoding.info
+    if decoding.skipped_unreferenced and len(found.times) < _expected_frames(info, n_frames):
+        # Too few decodable frames for the targets (a short clip, or a stream of unreferenced
+        # frames): decode every frame instead.
+        with Decoding(decoding.path, n_frames, info) as exact:
+            found = _extract(exact, FaceTracker(detector, detect_every), crop_size, timer)
+    return found
+
+
+def _expected_frames(info: VideoInfo, n_frames: int) -> int:
+    if info.is_image:
+        return 1
+    if not info.fps:
+        return 0  # unknown: nothing to compare with
+    return min(n_frames, int(info.duration * info.fps + 1e-6))
+
+
+def _extract(decoding: Decoding, tracker: FaceTracker, crop_size: int, timer: StageTimer) -> FaceScan:
     times: list[float] = []
     crops: list[Crop] = []
-    chunk = []
-
-    def flush() -> None:
-        with timer("detect"):
-            found = detector.detect([f.image for f in chunk], chunk[0].index)
-        with timer("crop"):
-            for frame, faces in zip(chunk, found):
-                crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
-        chunk.clear()
-
-    frames = iter(sample_frames(path, n_frames, info))
+    frames = iter(decoding)
     while True:
         with timer("decode"):  # the wait for the next frame (ffmpeg decodes on a reader thread)
             frame = next(frames, None)
         if frame is None:
             break
         times.append(frame.time)
-        chunk.append(frame)
-        if len(chunk) == DETECT_CHUNK:
-            flush()
-    if chunk:
-        flush()
+        with timer("detect"):
+            faces = tracker(frame.image, frame.index)
+        with timer("crop"):
+            crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
     with timer("aggregate"):
         tracks = link_tracks([c.face for c in crops])
-    return FaceScan(info, times, crops, tracks)
+    return FaceScan(decoding.info, times, crops, tracks)
 
 
 @dataclass(frozen=True)
@@ -98,10 +115,14 @@ class Settings:
     batch_size: int = 16
     aggregate: str = "track-max"
     threshold: float | None = None  # None: the model's own threshold
+    detect_every: int = DETECT_EVERY  # a full-frame face search every N-th frame, tracking between
+    exact_frames: bool = False  # decode every frame, so samples fall exactly on their targets
 
     def key(self, model: Model) -> str:
         """Everything that changes a verdict: a row made with other settings is scanned again."""
-        return f"model={model.fingerprint};frames={self.frames};aggregate={self.aggregate};threshold={self.threshold_for(model):g}"
+        return (f"model={model.fingerprint};frames={self.frames};aggregate={self.aggregate};"
+                f"threshold={self.threshold_for(model):g};detect_every={self.detect_every}"
+                + (";exact_frames" if self.exact_frames else ""))
 
     def threshold_for(self, model: Model) -> float:
         return model.contract.threshold if self.threshold is None else self.threshold
@@ -180,8 +201,10 @@ class Scanner:
     def scan(self, path: str | os.PathLike, explain: bool = False) -> ScanResult:
         """One input's result; never raises for a bad input (Ctrl-C still stops it). With `explain`
         its evidence holds heat-maps of the most suspicious crops."""
+        return self._scan_one(Path(os.path.abspath(path)), explain, None, lambda: None)
+
+    def _scan_one(self, path: Path, explain: bool, opened: Future | None, decoded: Callable[[], None]) -> ScanResult:
         started = time.perf_counter()
-        path = Path(os.path.abspath(path))
         found: dict = {}
         try:
             stat = path.stat()
@@ -189,7 +212,7 @@ class Scanner:
         except OSError:
             pass
         try:
-            found.update(self._scan(path, explain))
+            found.update(self._scan(path, explain, opened, decoded))
         except VideoError as exc:
             found.update(status="unreadable", error=str(exc))
         except (KeyboardInterrupt, SystemExit):
@@ -200,8 +223,13 @@ class Scanner:
         return ScanResult(path=str(path), seconds=time.perf_counter() - started, settings=self.settings,
                           settings_key=self.settings_key, model=self.model.describe(), **found)
 
-    def _scan(self, path: Path, explain: bool) -> dict:
-        found = extract_faces(path, self.detector, self.settings.frames, self.model.input_size, self.timer)
+    def _scan(self, path: Path, explain: bool, opened: Future | None, decoded: Callable[[], None]) -> dict:
+        try:
+            source = opened.result() if opened is not None else self._open(path)
+            found = extract_faces(source, self.detector, self.settings.frames, self.model.input_size, self.timer,
+                                  self.settings.detect_every)
+        finally:
+            decoded()
         with self.timer("model"):
             scores = self.model.predict(np.stack([c.image for c in found.crops]), self.settings.batch_size) \
                 if found.crops else np.zeros(0, np.float32)
@@ -216,10 +244,38 @@ class Scanner:
         return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
                     tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)
 
+    def _open(self, path: Path) -> Decoding:
+        return open_input(path, self.settings.frames, self.timer, self.settings.exact_frames)
+
     def scan_many(self, paths: Iterable[str | os.PathLike], explain: bool = False) -> Iterator[ScanResult]:
-        """Each input's result as it finishes, in input order; never raises for a bad input."""
-        for path in paths:
-            yield self.scan(path, explain)
+        """Each input's result as it finishes, in input order; never raises for a bad input.
+
+        Decode-ahead: once an input's frames are all in, the next input is opened and starts
+        decoding (on a thread, ffmpeg in its own process) while this one is scored."""
+        paths = iter(paths)
+        path = next(paths, None)
+        ahead: Future | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") as pool:
+            try:
+                while path is not None:
+                    following = next(paths, None)
+                    opened, ahead = ahead, None
+
+                    def open_following(following=following) -> None:
+                        nonlocal ahead
+                        if following is not None:
+                            ahead = pool.submit(self._open, Path(os.path.abspath(following)))
+
+                    yield self._scan_one(Path(os.path.abspath(path)), explain, opened, open_following)
+                    path = following
+            finally:
+                if ahead is not None:  # stopped early: stop the next input's ffmpeg too
+                    ahead.add_done_callback(_close_opened)
+
+
+def _close_opened(opened: Future) -> None:
+    if opened.exception() is None:
+        opened.result().close()
 
 
 def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:

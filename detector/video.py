@@ -109,43 +109,79 @@ def probe(path: Path) -> VideoInfo:
     return VideoInfo(width, height, duration, float(fps_match[1]) if fps_match else None, rotation, codec, False)
 
 
-def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
+# Codecs whose decoders skip frames no other frame refers to (skip_frame=noref) correctly; a
+# sampled frame then lands on the first decodable frame at or after its target (a frame or two
+# later), for about a third less decoding (bench/benchmark.py measures it).
+SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
+DECODE_AHEAD_BYTES = 256 << 20  # decoded frames held before ffmpeg waits: 32 frames of 1080p
+
+
+def sample_frames(path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False) -> Iterator[Frame]:
     """Yield up to `count` frames evenly spaced over the whole clip, in order, as they decode.
 
     Target k is at k·duration/count; each target keeps the first frame at or after it, so a
     one-frame clip still yields its frame and a gap in a VFR stream skips targets, never repeats.
+    `skip_unreferenced` decodes only the frames other frames need, where the codec allows it.
     """
-    if info.is_image:
-        yield Frame(0, 0.0, _fit(_read_image(path)))
-        return
-    step = max(info.duration, 1e-3) / max(count, 1)
-    # The 1e-6 s slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating
-    # point); the same slack in both places, and a step printed to 1e-9, so a frame kept for target k
-    # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
-    select = f"if(gte(t+1e-6,ld(0)*{step:.9f}),st(0,floor((t+1e-6)/{step:.9f})+1))"
-    stream = (
-        ffmpeg.input(str(path.absolute()))
-        .video.setpts("PTS-STARTPTS")
-        .filter("select", select)
-        .filter("showinfo")
-        .filter("scale", info.width, info.height)
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24", frames=count, an=None, sn=None)
-    )
-    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info"]
-    args += stream.get_args()[:-1] + _passthrough_args() + ["pipe:"]
-    yield from _FrameReader(args, info.width, info.height).frames()
+    with Decoding(path, count, info, skip_unreferenced) as decoding:
+        yield from decoding
+
+
+class Decoding:
+    """An input's sampled frames, decoding on threads from the moment it is made, so the scanner
+    can start the next input while it works on this one. Iterate it once; close() stops ffmpeg."""
+
+    def __init__(self, path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False):
+        self.path, self.info = path, info
+        self.skipped_unreferenced = skip_unreferenced and info.codec in SKIP_UNREFERENCED_CODECS
+        if info.is_image:
+            self._frames: Iterator[Frame] = iter([Frame(0, 0.0, _fit(_read_image(path)))])
+            self._reader = None
+            return
+        step = max(info.duration, 1e-3) / max(count, 1)
+        # The 1e-6 s slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating
+        # point); the same slack in both places, and a step printed to 1e-9, so a frame kept for target k
+        # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
+        select = f"if(gte(t+1e-6,ld(0)*{step:.9f}),st(0,floor((t+1e-6)/{step:.9f})+1))"
+        source = ffmpeg.input(str(path.absolute()), **({"skip_frame": "noref"} if self.skipped_unreferenced else {}))
+        stream = (
+            source
+            .video.setpts("PTS-STARTPTS")
+            .filter("select", select)
+            .filter("showinfo")
+            .filter("scale", info.width, info.height)
+            .output("pipe:", format="rawvideo", pix_fmt="rgb24", frames=count, an=None, sn=None)
+        )
+        args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info"]
+        args += stream.get_args()[:-1] + _passthrough_args() + ["pipe:"]
+        held = max(4, min(count, DECODE_AHEAD_BYTES // (info.width * info.height * 3)))
+        self._reader = _FrameReader(args, info.width, info.height, held)
+        self._frames = self._reader.frames()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def __enter__(self) -> "Decoding":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _FrameReader:
     """Runs ffmpeg and reads frames on a thread, so decoding overlaps the caller's face work."""
 
-    def __init__(self, args: list[str], width: int, height: int):
+    def __init__(self, args: list[str], width: int, height: int, held: int = 4):
         self.frame_bytes = width * height * 3
         self.shape = (height, width, 3)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.times: list[float] = []
         self.log: list[str] = []
-        self.frames_q: queue.Queue = queue.Queue(maxsize=4)
+        self.frames_q: queue.Queue = queue.Queue(maxsize=held)
         self.times_ready = threading.Condition()
         self.threads = [
             threading.Thread(target=self._read_stderr, daemon=True),
@@ -190,15 +226,18 @@ class _FrameReader:
             if index == 0:
                 raise VideoError(_ffmpeg_reason("".join(self.log)) or "no frames could be decoded")
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            # Drain so the reader thread is not left blocked on a full queue.
-            while self.threads[1].is_alive():
-                try:
-                    self.frames_q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
+            self.close()
+
+    def close(self) -> None:
+        """Stop ffmpeg and drain the queue, so the reader thread is not left blocked on it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        while self.threads[1].is_alive():
+            try:
+                self.frames_q.get(timeout=0.1)
+            except queue.Empty:
+                pass
 
 
 def _check_file(path: Path) -> None:

@@ -1,0 +1,120 @@
+"""Face tracking between full-frame passes, fast decoding and decode-ahead: the shortcuts that
+make a scan about three times cheaper must find the same faces and give the same verdicts."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.api import load
+from conftest import face_clip
+from detector.faces import FaceDetector, FaceTracker, link_tracks
+from detector.pipeline import extract_faces, open_input
+
+WIDTH, HEIGHT, SIDE = 640, 360, 150
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector("cpu")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    import skimage.data
+
+    return cv2.resize(skimage.data.astronaut(), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+
+
+def frame_with(astronaut: np.ndarray, *corners: tuple[int, int]) -> np.ndarray:
+    """A grey frame with the astronaut at each (x, y) corner; later ones cover earlier ones."""
+    frame = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    for i, (x, y) in enumerate(corners):
+        frame[y:y + SIDE, x:x + SIDE] = astronaut if i % 2 == 0 else astronaut[:, ::-1]
+    return frame
+
+
+def run(tracker: FaceTracker, frames: list[np.ndarray]) -> list[list]:
+    return [tracker(frame, i) for i, frame in enumerate(frames)]
+
+
+def centres(faces) -> list[float]:
+    return sorted((f.box[0] + f.box[2]) / 2 for f in faces)
+
+
+def test_follows_a_moving_face_with_a_full_pass_every_eighth_frame(detector, astronaut):
+    frames = [frame_with(astronaut, (40 + 12 * i, 100 + 2 * i)) for i in range(24)]
+    tracker = FaceTracker(detector, every=8)
+    tracked = run(tracker, frames)
+    full = run(FaceTracker(detector, every=1), frames)
+    assert tracker.full_passes == 3
+    assert all(len(faces) == 1 for faces in tracked)
+    for near, everywhere in zip(tracked, full):
+        assert np.abs(np.array(near[0].box) - np.array(everywhere[0].box)).max() < 8  # pixels, face 150 px
+
+
+def test_a_face_entering_mid_clip_is_found_by_the_next_full_pass(detector, astronaut):
+    frames = [frame_with(astronaut, (40, 100)) if i < 10 else frame_with(astronaut, (40, 100), (440, 100))
+              for i in range(24)]
+    tracker = FaceTracker(detector, every=8)
+    counts = [len(faces) for faces in run(tracker, frames)]
+    assert counts[:16] == [1] * 16  # frames 10–15 follow the face already known
+    assert counts[16:] == [2] * 8  # the full pass at frame 16 finds the newcomer, and it is followed
+
+
+def test_a_face_that_jumps_away_is_found_again_in_the_same_frame(detector, astronaut):
+    frames = [frame_with(astronaut, (40, 100))] * 4 + [frame_with(astronaut, (450, 150))] * 4
+    tracker = FaceTracker(detector, every=8)
+    tracked = run(tracker, frames)
+    assert tracker.full_passes == 2  # frame 0, and frame 4 where the face was lost
+    assert [len(faces) for faces in tracked] == [1] * 8
+    assert centres(tracked[4])[0] > 450
+
+
+def test_two_faces_crossing_keep_their_count_and_tracks(detector, astronaut):
+    # Two faces walk towards each other, pass (the second covers the first for a few frames) and part.
+    frames = [frame_with(astronaut, (20 + 19 * i, 100), (470 - 19 * i, 110)) for i in range(24)]
+    tracked = run(FaceTracker(detector, every=8), frames)
+    full = run(FaceTracker(detector, every=1), frames)
+    assert [len(faces) for faces in tracked] == [len(faces) for faces in full]
+    assert min(len(faces) for faces in full) == 1 and max(len(faces) for faces in full) == 2
+    for near, everywhere in zip(tracked, full):
+        assert np.abs(np.array(centres(near)) - np.array(centres(everywhere))).max() < 8
+    flat = [face for faces in tracked for face in faces]
+    assert len(set(link_tracks(flat))) == len(set(link_tracks([face for faces in full for face in faces])))
+
+
+def test_fast_decoding_samples_within_a_few_frames_of_exact_and_falls_back_on_short_clips(media, detector):
+    clip = face_clip(media / "gop.mp4", seconds=4.0, fps=25, extra=("-preset", "veryfast", "-bf", "3"))
+    fast = extract_faces(clip, detector, 16, 64)
+    decoding = open_input(clip, 16, exact=True)
+    assert not decoding.skipped_unreferenced
+    exact = extract_faces(decoding, detector, 16, 64)
+    assert len(fast.times) == len(exact.times) == 16
+    assert np.abs(np.array(fast.times) - np.array(exact.times)).max() <= 3 / 25 + 1e-6
+    assert np.all(np.diff(fast.times) > 0)
+    # 1 s at 10 fps: 10 frames for 16 targets, fewer still without the unreferenced ones: the
+    # scanner notices and decodes every frame, so no frame is lost
+    short = face_clip(media / "short.mp4", seconds=1.0, fps=10, extra=("-preset", "veryfast", "-bf", "3"))
+    assert len(extract_faces(short, detector, 16, 64).times) == 10
+
+
+def test_scan_many_decodes_ahead_keeps_order_and_stops_its_ffmpeg(brightness_model, media, tmp_path):
+    scanner = load(brightness_model, device="cpu", frames=8)
+    clip = face_clip(media / "ahead.mp4", seconds=1.0)
+    missing = tmp_path / "missing.mp4"
+    paths = [clip, missing, clip, media / "ahead.mp4"]
+    many = list(scanner.scan_many(paths))
+    assert [r.status for r in many] == ["ok", "unreadable", "ok", "ok"]
+    one = scanner.scan(clip)
+    assert all(r.p_fake == pytest.approx(one.p_fake, abs=1e-6) for r in (many[0], many[2], many[3]))
+    # stopping after the first result leaves no ffmpeg decoding the next input
+    started = scanner.scan_many([clip, clip, clip])
+    next(started)
+    started.close()
+    children = subprocess.run(["pgrep", "-P", str(os.getpid()), "ffmpeg"],
+                              capture_output=True, text=True).stdout.split()
+    assert children == []
