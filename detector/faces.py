@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
+from facenet_pytorch.models.utils.detect_face import bbreg, pad, rerec  # MTCNN's own box arithmetic
+from torch.nn.functional import interpolate
 
 CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
@@ -26,13 +28,10 @@ MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a
 MAX_FACES = 8  # per frame, largest first: bounds the work on crowd shots
 LINK_IOU = 0.2  # two detections in neighbouring samples are one person above this overlap
 # Tracking: between full-frame passes (every DETECT_EVERY-th sampled frame, and whenever a face
-# is lost) each face is searched for only in a square REGION_SCALE × its size around where it
-# was, scaled to REGION_SIDE pixels (the face about 80 px, where MTCNN's boxes are as exact as at
-# full size) and searched for faces of at least half that.
+# is lost) MTCNN's last stage alone (ONet) re-fits each face's previous box on the new frame,
+# REFIT_PASSES times, each pass starting from the last one's box.
 DETECT_EVERY = 8
-REGION_SCALE = 2.0
-REGION_SIDE = 160
-REGION_MIN_FACE = 40
+REFIT_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -63,19 +62,22 @@ class FaceDetector:
         self.min_face = min_face
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device(device))
 
-        self.region_mtcnn = MTCNN(keep_all=True, min_face_size=REGION_MIN_FACE, device=torch.device(device))
+    def _small(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image as MTCNN sees it (longer side at most detect_side), and its scale."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.detect_side / max(height, width))
+        if scale == 1.0:
+            return image, scale
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
     def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
         """Faces in each image (all of one size), largest first, boxes in full-resolution pixels."""
         if not images:
             return []
         height, width = images[0].shape[:2]
-        scale = min(1.0, self.detect_side / max(height, width))
-        small = np.stack([
-            cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            if scale < 1.0 else image
-            for image in images
-        ])
+        scale = self._small(images[0])[1]
+        small = np.stack([self._small(image)[0] for image in images])
         # MTCNN's image pyramid starts at min_face pixels: a smaller frame gets no scale at all and
         # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
         if min(small.shape[1:3]) < max(12, self.min_face):
@@ -86,29 +88,38 @@ class FaceDetector:
                 for offset, found in enumerate(zip(boxes, probs, points))]
 
     def detect_near(self, image: np.ndarray, index: int, boxes: list[tuple[float, ...]]) -> list[Face]:
-        """Faces in the image found by searching only around `boxes` (where faces were in the
-        previous sampled frame): one small MTCNN batch of REGION_SIDE squares. A face that moved
-        further than its own size, or grew past the square, is not found here."""
+        """Faces near `boxes` (where faces were in the previous sampled frame), largest first.
+
+        Only MTCNN's last stage runs: ONet, which a full pass uses to give each face its final
+        box, landmarks and confidence, re-fits each previous box on this frame, as in a full pass
+        (the square around the box, in the same downscaled frame). Much cheaper than a full pass;
+        a face that moved more than about half its size is not re-found (too little confidence).
+        """
         height, width = image.shape[:2]
-        regions, origins, scales = [], [], []
-        for x1, y1, x2, y2 in boxes:
-            side = max(x2 - x1, y2 - y1) * REGION_SCALE
-            left, top = round((x1 + x2 - side) / 2), round((y1 + y2 - side) / 2)
-            side_px = max(1, round(side))
-            square = _square(image, left, top, side_px)
-            interpolation = cv2.INTER_AREA if side_px > REGION_SIDE else cv2.INTER_LINEAR
-            regions.append(cv2.resize(square, (REGION_SIDE, REGION_SIDE), interpolation=interpolation))
-            origins.append((float(left), float(top)))
-            scales.append(REGION_SIDE / side_px)
-        if not regions:
+        small, scale = self._small(image)
+        if not boxes:
             return []
+        frame = torch.from_numpy(small.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
+        fitted = torch.tensor([[v * scale for v in box] for box in boxes], dtype=torch.float32)
         with torch.inference_mode():
-            found = self.region_mtcnn.detect(np.stack(regions), landmarks=True)
-        candidates = [face for (region_boxes, region_probs, region_points), origin, scale in zip(zip(*found), origins, scales)
-                      for face in _faces(index, region_boxes, region_probs, region_points, scale, origin, (width, height))]
+            for _ in range(REFIT_PASSES):
+                squares = rerec(fitted.clone())
+                y, ey, x, ex = pad(squares, small.shape[1], small.shape[0])
+                inside = (ey > y - 1) & (ex > x - 1)
+                if not inside.all():  # a box entirely off the frame: that face has left
+                    squares, y, ey, x, ex = squares[torch.from_numpy(inside)], y[inside], ey[inside], x[inside], ex[inside]
+                if not len(squares):
+                    return []
+                crops = torch.cat([interpolate(frame[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], size=(48, 48), mode="area")
+                                   for k in range(len(squares))])
+                moves, points, probs = self.mtcnn.onet((crops - 127.5) * 0.0078125)
+                fitted = bbreg(squares.clone(), moves)
+        sides = squares[:, 2:4] - squares[:, 0:2] + 1  # landmarks are relative to the square ONet saw
+        points = points.reshape(-1, 2, 5).permute(0, 2, 1) * sides.unsqueeze(1) + squares[:, None, 0:2] - 1
+        found = _faces(index, fitted.numpy(), probs[:, 1].numpy(), points.numpy(), scale, (0.0, 0.0), (width, height))
         faces: list[Face] = []
-        for face in sorted(candidates, key=lambda f: f.prob, reverse=True):
-            if all(_iou(face.box, kept.box) < 0.5 for kept in faces):  # one face seen from two squares
+        for face in sorted(found, key=lambda f: f.prob, reverse=True):
+            if all(_iou(face.box, kept.box) < 0.5 for kept in faces):  # two tracks converged on one face
                 faces.append(face)
         return _largest(faces)
 
@@ -116,7 +127,7 @@ class FaceDetector:
 class FaceTracker:
     """Faces in a clip's sampled frames, frame by frame: a full-frame pass every `every`-th frame,
     and whenever there is no face to follow or one is lost; in between, each face is searched for
-    only near where it was (FaceDetector.detect_near), about a tenth of the work. New faces are
+    only near where it was (FaceDetector.detect_near), a few per cent of the work. New faces are
     found by the next full pass; `every=1` is a full pass on every frame."""
 
     def __init__(self, detector: FaceDetector, every: int = DETECT_EVERY):
