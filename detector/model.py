@@ -3,24 +3,53 @@
 `model.json` beside the SavedModel states the contract (input size and range, sigmoid or
 softmax and which index is fake, default threshold). Without one we assume the contract of the
 model this product descends from: 224×224 RGB in [0,1], 2-class softmax, index 1 = fake.
+
+The SavedModel is the model format, but on a CPU the crops are scored in ONNX Runtime where it is
+installed (the same network runs ~45% faster on two cores): the serving signature is converted
+once with tf2onnx, cached by the model's fingerprint, and used only while its p(fake) matches
+TensorFlow's within ONNX_TOLERANCE on a fixed batch of check crops; anything else falls back to
+TensorFlow with one log line, so which runtime scored never changes a verdict.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.aggregation import Calibration
-from detector.runtime import tf
+from detector.files import atomic_write
+from detector.runtime import quiet_native_stderr, tf
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+log = logging.getLogger("detector")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+RUNTIMES = ("auto", "onnx", "tensorflow")
+ONNX_OPSET = 17  # tf2onnx 1.17 writes up to 18; 17 covers every op of these conv nets and loads in ORT ≥ 1.13
+ONNX_TOLERANCE = 1e-4  # the largest |Δ p(fake)| from TensorFlow that ONNX Runtime may show on the check crops
+
+Forward = Callable[[np.ndarray], np.ndarray]  # a batch as the model takes it → the raw output
 
 
 class ModelError(Exception):
     """The model is missing, broken or does not match its contract; the message names the path."""
+
+
+class OnnxUnavailable(Exception):
+    """Why this model cannot be scored in ONNX Runtime (conversion or check failed); TensorFlow scores it."""
+
+
+class OnnxMissing(OnnxUnavailable):
+    """ONNX Runtime or tf2onnx is not installed, or there is no GPU build of it: expected, not a fault."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +117,15 @@ def _calibration(value) -> Calibration | None:
 
 
 class Model:
-    """A loaded SavedModel plus its contract; `predict` turns uint8 crops into p(fake)."""
+    """A loaded SavedModel plus its contract; `predict` turns uint8 crops into p(fake).
 
-    def __init__(self, path: Path, device: str = "cpu"):
+    `runtime` picks what scores the crops: "tensorflow"; "onnx" (ModelError where it cannot); or
+    "auto", ONNX Runtime where it is installed and agrees with TensorFlow, else TensorFlow — on the
+    GPU only with onnxruntime-gpu. `self.runtime` says which one was chosen."""
+
+    def __init__(self, path: Path, device: str = "cpu", runtime: str = "auto"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.path = Path(path).resolve()
         if not (self.path / "saved_model.pb").is_file():
             raise ModelError(f"no SavedModel at {self.path} (expected saved_model.pb and variables/ inside)")
@@ -104,6 +139,7 @@ class Model:
         if len(inputs) != 1:
             raise ModelError(f"{self.path}: the serving signature must take one image input, it takes {sorted(inputs)}")
         (self._input_name, spec), = inputs.items()
+        self._output_name = next(iter(self._fn.structured_outputs))
         shape = spec.shape.as_list()
         if len(shape) != 4 or shape[-1] not in (3, None):
             raise ModelError(f"{self.path}: the serving input must be N×H×W×3 images, it is {shape}")
@@ -114,6 +150,10 @@ class Model:
         self._check_outputs()
         self.device = device
         self.fingerprint = _fingerprint(self.path)
+        self.runtime = "tensorflow"
+        self._forward: Forward = self._tf_forward
+        if runtime != "tensorflow":
+            self._use_onnx(required=runtime == "onnx")
 
     def _check_outputs(self) -> None:
         """Catch a contract that cannot fit the model's output now, not once per input later."""
@@ -139,11 +179,74 @@ class Model:
         """p(fake) per crop. Crops are N×S×S×3 uint8 at the contract's input size."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
-        scores = []
-        for start in range(0, len(crops), batch_size):
-            out = self._fn(**{self._input_name: tf.constant(self.to_input(crops[start:start + batch_size]))})
-            scores.append(self._p_fake(np.asarray(next(iter(out.values())))))
-        return np.concatenate(scores)
+        return np.concatenate([self._p_fake(self._forward(self.to_input(crops[start:start + batch_size])))
+                               for start in range(0, len(crops), batch_size)])
+
+    def _tf_forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(**{self._input_name: tf.constant(batch)})[self._output_name])
+
+    def _use_onnx(self, required: bool) -> None:
+        """Score in ONNX Runtime from now on, or say in one line why TensorFlow keeps scoring
+        (a ModelError instead where ONNX was `required`)."""
+        try:
+            self._forward = self._onnx_forward()
+            self.runtime = "onnx"
+        except OnnxUnavailable as exc:
+            if required:
+                raise ModelError(f"{self.path}: cannot run in ONNX Runtime: {exc}") from None
+            (log.info if isinstance(exc, OnnxMissing) else log.warning)(
+                "%s: scoring with TensorFlow, not ONNX Runtime: %s", self.path, exc)
+
+    def _onnx_forward(self) -> Forward:
+        """An ONNX Runtime session for this model that agrees with TensorFlow: from the cache when
+        a file there loads and passes the check, else converted again and cached (atomically, so a
+        crash or a second process converting at once never leaves a torn file)."""
+        try:
+            import onnxruntime
+        except ImportError:
+            raise OnnxMissing("onnxruntime is not installed (pip install -r requirements.txt)") from None
+        providers = ["CPUExecutionProvider"]
+        if self.device == "gpu":
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise OnnxMissing("on the GPU it needs onnxruntime-gpu (CUDAExecutionProvider)")
+            providers.insert(0, "CUDAExecutionProvider")
+        probe = _check_crops(self.input_size)
+        try:
+            reference = self._p_fake(self._tf_forward(self.to_input(probe)))
+        except (tf.errors.OpError, TypeError, ValueError) as exc:  # the signature refuses such a batch
+            raise OnnxUnavailable(f"TensorFlow cannot score the check crops ({_first_line(exc)})") from None
+        cached = onnx_cache_folder() / f"{self.fingerprint}-opset{ONNX_OPSET}.onnx"
+        try:
+            if cached.is_file():
+                return self._checked(_onnx_session(str(cached), providers), probe, reference)
+        except Exception as exc:  # torn, corrupt, unreadable or disagreeing: any of them means convert again
+            log.info("%s: cached ONNX model unusable (%s); converting again", cached, _first_line(exc))
+        data = _convert(self._fn, self._input_name)
+        try:
+            forward = self._checked(_onnx_session(data, providers), probe, reference)
+        except OnnxUnavailable:
+            raise
+        except Exception as exc:  # onnxruntime's own error types: an op it lacks, a bad graph
+            raise OnnxUnavailable(f"ONNX Runtime cannot run the converted model ({_first_line(exc)})") from None
+        try:
+            atomic_write(cached, data)
+        except OSError as exc:
+            log.warning("cannot cache the ONNX model in %s (%s): it is converted again on every load; "
+                        "set DETECTOR_CACHE to a writable folder", cached.parent, exc.strerror or exc)
+        return forward
+
+    def _checked(self, session: onnxruntime.InferenceSession, probe: np.ndarray, reference: np.ndarray) -> Forward:
+        """The session as a Forward, once its p(fake) on the check crops is TensorFlow's within ONNX_TOLERANCE."""
+        input_name = session.get_inputs()[0].name
+
+        def forward(batch: np.ndarray) -> np.ndarray:
+            return session.run([self._output_name], {input_name: batch})[0]
+
+        gap = float(np.max(np.abs(self._p_fake(forward(self.to_input(probe))) - reference)))
+        if not gap <= ONNX_TOLERANCE:  # NaN fails too
+            raise OnnxUnavailable(f"its p(fake) differs from TensorFlow's by {gap:.1e} (> {ONNX_TOLERANCE:g}) "
+                                  "on the check crops")
+        return forward
 
     def to_input(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops as the model takes them: float32 scaled to the contract's input range."""
@@ -161,8 +264,10 @@ class Model:
         return out[:, self.contract.fake_index].astype(np.float32)
 
     def describe(self) -> dict:
-        """What a results file records about the model, so a verdict can be traced to it."""
-        return {"path": str(self.path), "fingerprint": self.fingerprint, "contract": self.contract.to_json()}
+        """What a results file records about the model, so a verdict can be traced to it (and to the
+        runtime that scored it, which the resume key leaves out: both give the same p(fake))."""
+        return {"path": str(self.path), "fingerprint": self.fingerprint, "runtime": self.runtime,
+                "contract": self.contract.to_json()}
 
 
 def _fingerprint(path: Path) -> str:
@@ -173,3 +278,62 @@ def _fingerprint(path: Path) -> str:
         if part.is_file():
             digest.update(part.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def onnx_cache_folder() -> Path:
+    """Where converted models are kept: $DETECTOR_CACHE, else $XDG_CACHE_HOME/deepfake-detector,
+    else ~/.cache/deepfake-detector."""
+    if os.environ.get("DETECTOR_CACHE"):
+        return Path(os.environ["DETECTOR_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "deepfake-detector"
+
+
+def onnx_threads() -> int:
+    """Intra-op threads for ONNX Runtime: $DETECTOR_ONNX_THREADS, else half the cores this process
+    may use, so decoding (ffmpeg) and face detection (MTCNN) keep the other half. On 2 cores one
+    thread scored Lite0 crops faster than two beside another busy process (README, "Models";
+    bench/runtime_check.py measures it on any machine)."""
+    override = os.environ.get("DETECTOR_ONNX_THREADS", "")
+    if override.isdigit() and int(override) > 0:
+        return int(override)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+def _convert(signature: tf.types.experimental.ConcreteFunction, input_name: str) -> bytes:
+    """The serving signature as a serialized ONNX model (tf2onnx, variables frozen into it)."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise OnnxMissing("tf2onnx is not installed (pip install -r requirements.txt)") from None
+    spec = signature.structured_input_signature[1][input_name]
+    traced = tf.function(lambda image: signature(**{input_name: image}))
+    try:
+        with quiet_native_stderr():
+            proto, _ = tf2onnx.convert.from_function(
+                traced, input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=input_name)], opset=ONNX_OPSET)
+        return proto.SerializeToString()
+    except Exception as exc:  # tf2onnx raises anything from unsupported ops to protobuf size limits
+        raise OnnxUnavailable(f"tf2onnx cannot convert it ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _onnx_session(model: str | bytes, providers: list[str]) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session on a model file or serialized model, quiet, with onnx_threads()."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = onnx_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings (e.g. unused initializers) are not the user's
+    return onnxruntime.InferenceSession(model, options, providers=providers)
+
+
+def _check_crops(size: int) -> np.ndarray:
+    """A fixed batch both runtimes must score alike: seeded noise, and flat black, grey and white."""
+    crops = np.random.default_rng(10).integers(0, 256, (8, size, size, 3), np.uint8)
+    crops[-3:] = np.array([0, 128, 255], np.uint8)[:, None, None, None]
+    return crops
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
