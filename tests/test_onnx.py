@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from conftest import ROOT
@@ -116,7 +117,8 @@ def test_a_corrupt_cache_file_is_converted_again(brightness_model, cache, conver
     cached.write_bytes(b"not an onnx model" if damage == "garbage" else data[:len(data) // 2])
     model = Model(brightness_model)
     assert model.runtime == "onnx" and len(conversions) == 2
-    assert cached.stat().st_size == len(data)  # replaced by a whole one
+    # replaced by a whole model (not byte for byte the old one: tf2onnx numbers unknown dimensions per process)
+    onnx.checker.check_model(onnx.load(str(cached)))
     crops = random_crops(224, n=4)
     assert np.abs(model.predict(crops) - Model(brightness_model, runtime="tensorflow").predict(crops)).max() <= TOL
 
@@ -152,7 +154,7 @@ def test_a_failed_conversion_is_one_warning_line_and_tensorflow(brightness_model
     with caplog.at_level(logging.WARNING, logger="detector"):
         model = Model(brightness_model)
     assert model.runtime == "tensorflow"
-    warning, = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warning, = [r.getMessage() for r in caplog.records if r.name == "detector" and r.levelno == logging.WARNING]
     assert "MyCustomOp" in warning and "\n" not in warning
     with pytest.raises(ModelError, match="tf2onnx cannot convert"):
         Model(brightness_model, runtime="onnx")
