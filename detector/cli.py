@@ -4,12 +4,14 @@ console lines, the summary, exit codes and messages — and nothing else; the wo
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 import time
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 from detector.aggregation import AGGREGATES
 
 if TYPE_CHECKING:
+    from detector.distributed import RayScanner
     from detector.pipeline import Scanner
     from detector.results import ResultsFolder
 
@@ -31,6 +34,7 @@ examples:
   python app.py --input videos/ --output results --frames 64 -v
   python app.py --input list.txt --output results --model my_model/ --threshold 0.7
   python app.py --input videos/ --output results --aggregate mean --overwrite
+  python app.py --input /shared/videos --output results --ray head-node:6379 --workers 8
 
 results/results.csv has one row per input (path,status,label,p_fake,n_frames,n_faces,
 n_tracks,seconds,error,...) and results/details/ one JSON per input with every face box,
@@ -39,6 +43,9 @@ crop score, track and the reasoning. A rerun into the same folder skips inputs a
 exit status: 0 every input scanned (no face found still counts), 1 some inputs could not be
 read, 2 usage or model error, 130 interrupted (rerun to resume).
 """
+
+RAY_MISSING = '--ray needs Ray, which is not installed: pip install ".[ray]" (or pip install -r requirements-ray.txt)'
+LOCAL_RAY = "local"  # --ray without an address
 
 NO_DEFAULT_MODEL = (
     "error: no model installed at {path}.\n"
@@ -73,13 +80,25 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -
                         help="do not write the HTML report (RESULTS/report.html)")
     parser.add_argument("--explain", action="store_true",
                         help="add heat-maps of the most suspicious face crops to the report (slower)")
+    parser.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
+                        help="scan on Ray workers: alone, a Ray started on this machine for this run; with the "
+                             "ADDRESS of a cluster (HEAD:6379, or auto for the one `ray start` runs here), on its "
+                             "machines, which must see the inputs and the model at the same paths (README)")
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+                        help="with --ray: workers, each loading the model once (default: one per GPU where the "
+                             "model goes on GPUs, else one per two CPUs of the cluster)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true",
                            help="errors and the summary only: no progress bar, no verdict lines")
     verbosity.add_argument("-v", "--verbose", action="store_true",
                            help="also the model used, the files skipped for their extension, "
                                 "and tracebacks of internal errors")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workers is not None and args.ray is None:
+        parser.error("--workers needs --ray")
+    if args.ray is not None and importlib.util.find_spec("ray") is None:
+        parser.error(RAY_MISSING)
+    return args
 
 
 def _positive(text: str) -> int:
@@ -109,19 +128,36 @@ def main(argv: list[str] | None = None, prog: str = "deepfake-detector") -> int:
 
 
 def scan(args: argparse.Namespace) -> int:
-    """Load the model, scan every input into the results folder, report; the exit status."""
+    """Load the model (or start the Ray workers, which load it), scan every input, report; the exit status."""
     from detector import api
-    from detector.pipeline import find_inputs
 
+    load, errors = api.load, (api.ModelError, api.DeviceError)
+    if args.ray is not None:
+        from detector.distributed import ClusterError, RayScanner
+
+        load = partial(RayScanner, address=None if args.ray == LOCAL_RAY else args.ray, workers=args.workers)
+        errors += (ClusterError,)
     try:
-        scanner = api.load(args.model, args.device, frames=args.frames, batch_size=args.batch_size,
-                           aggregate=args.aggregate, threshold=args.threshold, runtime=args.runtime)
+        scanner = load(args.model, args.device, frames=args.frames, batch_size=args.batch_size,
+                       aggregate=args.aggregate, threshold=args.threshold, runtime=args.runtime)
     except api.NoDefaultModel as exc:
         print(NO_DEFAULT_MODEL.format(path=exc.path), file=sys.stderr)
         return EXIT_USAGE
-    except (api.ModelError, api.DeviceError) as exc:
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        return scan_with(args, scanner)
+    finally:
+        if args.ray is not None:
+            scanner.close()  # the workers, and the Ray this run started: also after Ctrl-C
+
+
+def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
+    """Scan every input into the results folder with a ready scanner, report; the exit status."""
+    from detector import api
+    from detector.pipeline import find_inputs
+
     try:
         results = api.ResultsFolder(args.output)
     except PermissionError as exc:
