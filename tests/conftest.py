@@ -53,6 +53,16 @@ def expected_p_fake(crop: np.ndarray) -> float:
     return float(1.0 / (1.0 + np.exp(-BRIGHTNESS_GAIN * (mean - 0.5))))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Path:
+    """Models converted for ONNX Runtime are cached for this session only, never in ~/.cache
+    (also for the command lines the tests run, which inherit the environment)."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("model_cache")
+        patch.setenv("DETECTOR_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
