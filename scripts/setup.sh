@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Create .venv beside the repository and install the pinned requirements into it, once.
-# Sourced by demo.sh and test.sh; rerunning is cheap (pip checks what is already there).
+# Run by demo.sh and test.sh; rerunning is cheap (a stamp records what is installed).
+#   bash scripts/setup.sh             requirements.txt: everything the scanner and trainer need
+#   bash scripts/setup.sh --with-ray  and requirements-ray.txt (optional for users, for --ray;
+#                                     test.sh asks for it so the Ray tests run too)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
+files=(requirements.txt)
+if [ "${1:-}" = "--with-ray" ]; then
+  files+=(requirements-ray.txt)
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# requirements-ray.txt is optional for users (--ray), installed here so its tests run too.
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-ray.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+have=$(cat "$stamp" 2>/dev/null || true)
+want=$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)
+# A venv set up with Ray also serves a run that does not need it.
+with_ray=$(cat requirements.txt requirements-ray.txt | sha256sum | cut -d' ' -f1)
+if [ "$have" != "$want" ] && [ "$have" != "$with_ray" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-ray.txt
+  .venv/bin/python -m pip install --quiet "${files[@]/#/-r}"
   echo "$want" > "$stamp"
 fi
