@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from facenet_pytorch import MTCNN
 from facenet_pytorch.models.utils.detect_face import bbreg, pad, rerec  # MTCNN's own box arithmetic
-from torch.nn.functional import interpolate
 
 CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
@@ -62,22 +61,17 @@ class FaceDetector:
         self.min_face = min_face
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device(device))
 
-    def _small(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """The image as MTCNN sees it (longer side at most detect_side), and its scale."""
-        height, width = image.shape[:2]
-        scale = min(1.0, self.detect_side / max(height, width))
-        if scale == 1.0:
-            return image, scale
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
-
     def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
         """Faces in each image (all of one size), largest first, boxes in full-resolution pixels."""
         if not images:
             return []
         height, width = images[0].shape[:2]
-        scale = self._small(images[0])[1]
-        small = np.stack([self._small(image)[0] for image in images])
+        scale = min(1.0, self.detect_side / max(height, width))
+        small = np.stack([
+            cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+            if scale < 1.0 else image
+            for image in images
+        ])
         # MTCNN's image pyramid starts at min_face pixels: a smaller frame gets no scale at all and
         # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
         if min(small.shape[1:3]) < max(12, self.min_face):
@@ -92,26 +86,27 @@ class FaceDetector:
 
         Only MTCNN's last stage runs: ONet, which a full pass uses to give each face its final
         box, landmarks and confidence, re-fits each previous box on this frame, as in a full pass
-        (the square around the box, in the same downscaled frame). Much cheaper than a full pass;
-        a face that moved more than about half its size is not re-found (too little confidence).
+        (the square around the box in the downscaled frame's coordinates, shrunk to 48 px; only
+        that square is read, from the full frame). Much cheaper than a full pass; a face that
+        moved more than about half its size is not re-found (too little confidence).
         """
         height, width = image.shape[:2]
-        small, scale = self._small(image)
+        scale = min(1.0, self.detect_side / max(height, width))
+        small_width, small_height = (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1 else (width, height)
         if not boxes:
             return []
-        frame = torch.from_numpy(small.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
         fitted = torch.tensor([[v * scale for v in box] for box in boxes], dtype=torch.float32)
         with torch.inference_mode():
             for _ in range(REFIT_PASSES):
                 squares = rerec(fitted.clone())
-                y, ey, x, ex = pad(squares, small.shape[1], small.shape[0])
+                y, ey, x, ex = pad(squares, small_width, small_height)
                 inside = (ey > y - 1) & (ex > x - 1)
                 if not inside.all():  # a box entirely off the frame: that face has left
                     squares, y, ey, x, ex = squares[torch.from_numpy(inside)], y[inside], ey[inside], x[inside], ex[inside]
                 if not len(squares):
                     return []
-                crops = torch.cat([interpolate(frame[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], size=(48, 48), mode="area")
-                                   for k in range(len(squares))])
+                patches = [_patch(image, (x[k] - 1, y[k] - 1, ex[k], ey[k]), scale) for k in range(len(squares))]
+                crops = torch.from_numpy(np.stack(patches).astype(np.float32)).permute(0, 3, 1, 2)
                 moves, points, probs = self.mtcnn.onet((crops - 127.5) * 0.0078125)
                 fitted = bbreg(squares.clone(), moves)
         sides = squares[:, 2:4] - squares[:, 0:2] + 1  # landmarks are relative to the square ONet saw
@@ -163,6 +158,12 @@ def _faces(index: int, boxes, probs, points, scale: float, origin: tuple[float, 
             continue
         faces.append(Face(index, (x1, y1, x2, y2), float(prob), np.asarray(lm, np.float32) / scale + np.float32(origin)))
     return faces
+
+
+def _patch(image: np.ndarray, box: tuple[int, int, int, int], scale: float, side: int = 48) -> np.ndarray:
+    """ONet's side×side input for a box given in the downscaled frame, read from the full frame."""
+    x1, y1, x2, y2 = (round(v / scale) for v in box)
+    return cv2.resize(image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)], (side, side), interpolation=cv2.INTER_AREA)
 
 
 def _largest(faces: list[Face]) -> list[Face]:

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -201,9 +202,50 @@ class Scanner:
     def scan(self, path: str | os.PathLike, explain: bool = False) -> ScanResult:
         """One input's result; never raises for a bad input (Ctrl-C still stops it). With `explain`
         its evidence holds heat-maps of the most suspicious crops."""
-        return self._scan_one(Path(os.path.abspath(path)), explain, None, lambda: None)
+        return self._back(self._front(Path(os.path.abspath(path)), None, lambda: None), explain)
 
-    def _scan_one(self, path: Path, explain: bool, opened: Future | None, decoded: Callable[[], None]) -> ScanResult:
+    def scan_many(self, paths: Iterable[str | os.PathLike], explain: bool = False) -> Iterator[ScanResult]:
+        """Each input's result as it finishes, in input order; never raises for a bad input.
+
+        Three inputs are in flight, so both cores stay busy: while one is scored (here), the next
+        one's faces are found (on a thread), and once that one's frames are all in, the one after
+        is opened and starts decoding (ffmpeg, in its own process)."""
+        paths = (Path(os.path.abspath(path)) for path in paths)
+        opened: dict[int, Future] = {}  # decode-ahead, by input number; used on the faces thread only
+        faces = ThreadPoolExecutor(1, thread_name_prefix="faces")
+        opener = ThreadPoolExecutor(1, thread_name_prefix="decode-ahead")
+
+        def front(index: int, path: Path, following: Path | None) -> _Front:
+            def open_following() -> None:
+                if following is not None:
+                    opened[index + 1] = opener.submit(self._open, following)
+            return self._front(path, opened.pop(index, None), open_following)
+
+        window: deque[Future] = deque()
+        path, index = next(paths, None), 0
+        try:
+            while True:
+                while path is not None and len(window) < 2:
+                    following = next(paths, None)
+                    window.append(faces.submit(front, index, path, following))
+                    path, index = following, index + 1
+                if not window:
+                    break
+                yield self._back(window.popleft().result(), explain)
+        finally:  # also when stopped early: no ffmpeg is left decoding an input nobody will read
+            faces.shutdown(wait=True, cancel_futures=True)
+            opener.shutdown(wait=True)
+            for ahead in opened.values():
+                if ahead.exception() is None:
+                    ahead.result().close()
+
+    def _open(self, path: Path) -> Decoding:
+        return open_input(path, self.settings.frames, self.timer, self.settings.exact_frames)
+
+    def _front(self, path: Path, opened: Future | None, decoded: Callable[[], None]) -> _Front:
+        """The first half of a scan: the input's frames and faces, or why they could not be had.
+        `opened` is the input already opening (decode-ahead); `decoded` is called once its frames
+        are all in (or it failed)."""
         started = time.perf_counter()
         found: dict = {}
         try:
@@ -212,7 +254,13 @@ class Scanner:
         except OSError:
             pass
         try:
-            found.update(self._scan(path, explain, opened, decoded))
+            try:
+                source = opened.result() if opened is not None else self._open(path)
+                faces = extract_faces(source, self.detector, self.settings.frames, self.model.input_size, self.timer,
+                                      self.settings.detect_every)
+            finally:
+                decoded()
+            return _Front(path, started, found, faces)
         except VideoError as exc:
             found.update(status="unreadable", error=str(exc))
         except (KeyboardInterrupt, SystemExit):
@@ -220,16 +268,23 @@ class Scanner:
         except Exception as exc:  # one bad file never stops a batch: record it and go on
             found.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             log.debug("%s failed:\n%s", path, found["traceback"])
-        return ScanResult(path=str(path), seconds=time.perf_counter() - started, settings=self.settings,
+        return _Front(path, started, found, None)
+
+    def _back(self, front: _Front, explain: bool) -> ScanResult:
+        """The second half: score the crops and reach the verdict."""
+        found = dict(front.found)
+        if front.faces is not None:
+            try:
+                found.update(self._score(front.faces, explain))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # one bad file never stops a batch: record it and go on
+                found.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+                log.debug("%s failed:\n%s", front.path, found["traceback"])
+        return ScanResult(path=str(front.path), seconds=time.perf_counter() - front.started, settings=self.settings,
                           settings_key=self.settings_key, model=self.model.describe(), **found)
 
-    def _scan(self, path: Path, explain: bool, opened: Future | None, decoded: Callable[[], None]) -> dict:
-        try:
-            source = opened.result() if opened is not None else self._open(path)
-            found = extract_faces(source, self.detector, self.settings.frames, self.model.input_size, self.timer,
-                                  self.settings.detect_every)
-        finally:
-            decoded()
+    def _score(self, found: FaceScan, explain: bool) -> dict:
         with self.timer("model"):
             scores = self.model.predict(np.stack([c.image for c in found.crops]), self.settings.batch_size) \
                 if found.crops else np.zeros(0, np.float32)
@@ -244,38 +299,14 @@ class Scanner:
         return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
                     tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)
 
-    def _open(self, path: Path) -> Decoding:
-        return open_input(path, self.settings.frames, self.timer, self.settings.exact_frames)
 
-    def scan_many(self, paths: Iterable[str | os.PathLike], explain: bool = False) -> Iterator[ScanResult]:
-        """Each input's result as it finishes, in input order; never raises for a bad input.
-
-        Decode-ahead: once an input's frames are all in, the next input is opened and starts
-        decoding (on a thread, ffmpeg in its own process) while this one is scored."""
-        paths = iter(paths)
-        path = next(paths, None)
-        ahead: Future | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") as pool:
-            try:
-                while path is not None:
-                    following = next(paths, None)
-                    opened, ahead = ahead, None
-
-                    def open_following(following=following) -> None:
-                        nonlocal ahead
-                        if following is not None:
-                            ahead = pool.submit(self._open, Path(os.path.abspath(following)))
-
-                    yield self._scan_one(Path(os.path.abspath(path)), explain, opened, open_following)
-                    path = following
-            finally:
-                if ahead is not None:  # stopped early: stop the next input's ffmpeg too
-                    ahead.add_done_callback(_close_opened)
-
-
-def _close_opened(opened: Future) -> None:
-    if opened.exception() is None:
-        opened.result().close()
+@dataclass(frozen=True)
+class _Front:
+    """An input after the first half of its scan: its faces, or (faces None) the failed result."""
+    path: Path
+    started: float
+    found: dict  # size and mtime_ns; status and error where it failed
+    faces: FaceScan | None
 
 
 def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:
