@@ -118,3 +118,25 @@ def test_scan_many_decodes_ahead_keeps_order_and_stops_its_ffmpeg(brightness_mod
     children = subprocess.run(["pgrep", "-P", str(os.getpid()), "ffmpeg"],
                               capture_output=True, text=True).stdout.split()
     assert children == []
+
+
+def test_encoded_clip_with_a_face_entering_mid_clip_gives_the_thorough_scan_tracks(media, detector):
+    from conftest import astronaut_png, ffmpeg
+
+    still = astronaut_png(media)
+    clip = media / "enters.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=640x360:d=3:r=15", "-loop", "1", "-i", str(still),
+           "-filter_complex", "[1:v]scale=150:150,split[a][b];[b]hflip[c];"
+           "[0:v][a]overlay=x='40+20*t':y=100[s];[s][c]overlay=x=440:y=120:enable='gte(t,1.5)',format=yuv420p",
+           "-t", "3", "-c:v", "libx264", "-preset", "veryfast", str(clip))
+    fast = extract_faces(clip, detector, 24, 64)
+    thorough = extract_faces(open_input(clip, 24, exact=True), detector, 24, 64, detect_every=1)
+
+    def first_frames(found) -> list[int]:
+        return sorted(min(c.face.frame for c, t in zip(found.crops, found.tracks) if t == track)
+                      for track in set(found.tracks))
+
+    assert len(set(fast.tracks)) == len(set(thorough.tracks)) == 2
+    (_, enters_fast), (_, enters_thorough) = first_frames(fast), first_frames(thorough)
+    assert enters_thorough <= enters_fast <= 16  # found at the latest by the full pass at frame 16
+    assert len(fast.crops) >= len(thorough.crops) - (enters_fast - enters_thorough)
