@@ -26,11 +26,11 @@ MIN_FACE = 27
 MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a false positive
 MAX_FACES = 8  # per frame, largest first: bounds the work on crowd shots
 LINK_IOU = 0.2  # two detections in neighbouring samples are one person above this overlap
-# Tracking: between full-frame passes (every DETECT_EVERY-th sampled frame, and whenever a face
-# is lost) MTCNN's last stage alone (ONet) re-fits each face's previous box on the new frame,
-# REFIT_PASSES times, each pass starting from the last one's box.
-DETECT_EVERY = 8
-REFIT_PASSES = 2
+# Tracking (--detect-every N > 1): between full-frame passes (every N-th sampled frame, and
+# whenever a face is lost) MTCNN's last two stages (RNet, ONet) re-fit each face's previous box on
+# the new frame. Off by default: its boxes differ from a full pass's by a few per cent of the face,
+# which moves the bundled model's p_fake by up to about 0.1 on some clips (README, Speed).
+DETECT_EVERY = 1
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,11 @@ class FaceDetector:
     def detect_near(self, image: np.ndarray, index: int, boxes: list[tuple[float, ...]]) -> list[Face]:
         """Faces near `boxes` (where faces were in the previous sampled frame), largest first.
 
-        Only MTCNN's last stage runs: ONet, which a full pass uses to give each face its final
-        box, landmarks and confidence, re-fits each previous box on this frame, as in a full pass
-        (the square around the box in the downscaled frame's coordinates, shrunk to 48 px; only
-        that square is read, from the full frame). Much cheaper than a full pass; a face that
-        moved more than about half its size is not re-found (too little confidence).
+        Only MTCNN's last two stages run, as in a full pass but starting from the previous box
+        instead of the image pyramid's candidates: RNet, then ONet (which gives the final box,
+        landmarks and confidence) each re-fit the square around the box (in the downscaled frame's
+        coordinates; only that square is read, from the full frame). Much cheaper than a full pass;
+        a face that moved more than about half its size is not re-found (too little confidence).
         """
         height, width = image.shape[:2]
         scale = min(1.0, self.detect_side / max(height, width))
@@ -97,7 +97,7 @@ class FaceDetector:
             return []
         fitted = torch.tensor([[v * scale for v in box] for box in boxes], dtype=torch.float32)
         with torch.inference_mode():
-            for _ in range(REFIT_PASSES):
+            for net, side in ((self.mtcnn.rnet, 24), (self.mtcnn.onet, 48)):
                 squares = rerec(fitted.clone())
                 y, ey, x, ex = pad(squares, small_width, small_height)
                 inside = (ey > y - 1) & (ex > x - 1)
@@ -105,10 +105,11 @@ class FaceDetector:
                     squares, y, ey, x, ex = squares[torch.from_numpy(inside)], y[inside], ey[inside], x[inside], ex[inside]
                 if not len(squares):
                     return []
-                patches = [_patch(image, (x[k] - 1, y[k] - 1, ex[k], ey[k]), scale) for k in range(len(squares))]
+                patches = [_patch(image, (x[k] - 1, y[k] - 1, ex[k], ey[k]), scale, side) for k in range(len(squares))]
                 crops = torch.from_numpy(np.stack(patches).astype(np.float32)).permute(0, 3, 1, 2)
-                moves, points, probs = self.mtcnn.onet((crops - 127.5) * 0.0078125)
+                moves, *_, probs = out = net((crops - 127.5) * 0.0078125)
                 fitted = bbreg(squares.clone(), moves)
+            points = out[1]
         sides = squares[:, 2:4] - squares[:, 0:2] + 1  # landmarks are relative to the square ONet saw
         points = points.reshape(-1, 2, 5).permute(0, 2, 1) * sides.unsqueeze(1) + squares[:, None, 0:2] - 1
         found = _faces(index, fitted.numpy(), probs[:, 1].numpy(), points.numpy(), scale, (0.0, 0.0), (width, height))

@@ -58,12 +58,12 @@ class FaceScan:
     tracks: list[int]  # track id per crop
 
 
-def open_input(path: Path, n_frames: int, timer: StageTimer = no_timing, exact: bool = False) -> Decoding:
-    """Probe the input and start decoding its sampled frames. Unless `exact`, frames that no
+def open_input(path: Path, n_frames: int, timer: StageTimer = no_timing, fast_decode: bool = False) -> Decoding:
+    """Probe the input and start decoding its sampled frames. With `fast_decode`, frames that no
     other frame refers to are not decoded (where the codec allows it), so a sample may land a
     frame or two after its target."""
     with timer("probe"):
-        return Decoding(path, n_frames, probe(path), skip_unreferenced=not exact)
+        return Decoding(path, n_frames, probe(path), skip_unreferenced=fast_decode)
 
 
 def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int, crop_size: int,
@@ -117,13 +117,14 @@ class Settings:
     aggregate: str = "track-max"
     threshold: float | None = None  # None: the model's own threshold
     detect_every: int = DETECT_EVERY  # a full-frame face search every N-th frame, tracking between
-    exact_frames: bool = False  # decode every frame, so samples fall exactly on their targets
+    fast_decode: bool = False  # skip frames no other frame needs: samples may move a frame or two
 
     def key(self, model: Model) -> str:
         """Everything that changes a verdict: a row made with other settings is scanned again."""
         return (f"model={model.fingerprint};frames={self.frames};aggregate={self.aggregate};"
-                f"threshold={self.threshold_for(model):g};detect_every={self.detect_every}"
-                + (";exact_frames" if self.exact_frames else ""))
+                f"threshold={self.threshold_for(model):g}"  # the shortcuts only when on: older rows still resume
+                + (f";detect_every={self.detect_every}" if self.detect_every != 1 else "")
+                + (";fast_decode" if self.fast_decode else ""))
 
     def threshold_for(self, model: Model) -> float:
         return model.contract.threshold if self.threshold is None else self.threshold
@@ -240,7 +241,7 @@ class Scanner:
                     ahead.result().close()
 
     def _open(self, path: Path) -> Decoding:
-        return open_input(path, self.settings.frames, self.timer, self.settings.exact_frames)
+        return open_input(path, self.settings.frames, self.timer, self.settings.fast_decode)
 
     def _front(self, path: Path, opened: Future | None, decoded: Callable[[], None]) -> _Front:
         """The first half of a scan: the input's frames and faces, or why they could not be had.

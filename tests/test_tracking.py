@@ -89,17 +89,17 @@ def test_two_faces_crossing_keep_their_count_and_tracks(detector, astronaut):
 
 def test_fast_decoding_samples_within_a_few_frames_of_exact_and_falls_back_on_short_clips(media, detector):
     clip = face_clip(media / "gop.mp4", seconds=4.0, fps=25, extra=("-preset", "veryfast", "-bf", "3"))
-    fast = extract_faces(clip, detector, 16, 64)
-    decoding = open_input(clip, 16, exact=True)
-    assert not decoding.skipped_unreferenced
-    exact = extract_faces(decoding, detector, 16, 64)
+    decoding = open_input(clip, 16, fast_decode=True)
+    assert decoding.skipped_unreferenced
+    fast = extract_faces(decoding, detector, 16, 64)
+    exact = extract_faces(clip, detector, 16, 64)  # by default every frame is decoded
     assert len(fast.times) == len(exact.times) == 16
     assert np.abs(np.array(fast.times) - np.array(exact.times)).max() <= 3 / 25 + 1e-6
     assert np.all(np.diff(fast.times) > 0)
     # 1 s at 10 fps: 10 frames for 16 targets, fewer still without the unreferenced ones: the
     # scanner notices and decodes every frame, so no frame is lost
     short = face_clip(media / "short.mp4", seconds=1.0, fps=10, extra=("-preset", "veryfast", "-bf", "3"))
-    assert len(extract_faces(short, detector, 16, 64).times) == 10
+    assert len(extract_faces(open_input(short, 16, fast_decode=True), detector, 16, 64).times) == 10
 
 
 def test_scan_many_decodes_ahead_keeps_order_and_stops_its_ffmpeg(brightness_model, media, tmp_path):
@@ -129,8 +129,8 @@ def test_encoded_clip_with_a_face_entering_mid_clip_gives_the_thorough_scan_trac
            "-filter_complex", "[1:v]scale=150:150,split[a][b];[b]hflip[c];"
            "[0:v][a]overlay=x='40+20*t':y=100[s];[s][c]overlay=x=440:y=120:enable='gte(t,1.5)',format=yuv420p",
            "-t", "3", "-c:v", "libx264", "-preset", "veryfast", str(clip))
-    fast = extract_faces(clip, detector, 24, 64)
-    thorough = extract_faces(open_input(clip, 24, exact=True), detector, 24, 64, detect_every=1)
+    fast = extract_faces(clip, detector, 24, 64, detect_every=8)
+    thorough = extract_faces(clip, detector, 24, 64)
 
     def first_frames(found) -> list[int]:
         return sorted(min(c.face.frame for c, t in zip(found.crops, found.tracks) if t == track)
