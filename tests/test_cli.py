@@ -222,9 +222,9 @@ def test_overwrite_rescans(list_run, capsys):
 def test_ctrl_c_keeps_finished_rows_and_resumes(media, brightness_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("interrupt")
     clip = face_clip(tmp_path_factory.mktemp("interrupt_src") / "c.mp4", seconds=1.0, size="320x240")
-    n = 4
+    n = 12  # a batch that lasts well beyond its first row, so the interrupt lands mid-batch
     for i in range(n):
-        shutil.copy(clip, folder / f"c{i}.mp4")
+        shutil.copy(clip, folder / f"c{i:02d}.mp4")
     out = folder / "RESULTS"
     args = [sys.executable, str(ROOT / "app.py"), "--input", str(folder), "--output", str(out),
             "--model", str(brightness_model), "--frames", "6", "-q"]
@@ -255,7 +255,7 @@ def test_ctrl_c_keeps_finished_rows_and_resumes(media, brightness_model, tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done} already in results" in resumed.stderr and f"{n - done} scanned" in resumed.stderr
     _, rows = read_csv(out)
-    assert sorted(rows) == [f"c{i}.mp4" for i in range(n)]
+    assert sorted(rows) == [f"c{i:02d}.mp4" for i in range(n)]
     assert all(r["status"] == "ok" for r in rows.values())
     assert len({r["p_fake"] for r in rows.values()}) == 1  # copies of one clip score the same
 

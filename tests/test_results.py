@@ -119,6 +119,10 @@ class FakeScanner:
         return ScanResult(path=str(path), status=status, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
                           settings_key=self.settings_key, **verdict)
 
+    def scan_many(self, paths, explain: bool = False):
+        for path in paths:
+            yield self.scan(path)
+
 
 @pytest.fixture
 def inputs(tmp_path) -> list[Path]:
