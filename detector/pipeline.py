@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("detector")
 
+DETECT_CHUNK = 8  # frames per MTCNN call without tracking: bounds memory for 4K frames, keeps batches useful
+
 # A stage-timing hook: called with a stage's name, it returns a context manager wrapped around
 # that stage's work, so a benchmark times stages without patching this module.
 StageTimer = Callable[[str], AbstractContextManager]
@@ -73,13 +75,13 @@ def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int
     them and link them into tracks."""
     decoding = source if isinstance(source, Decoding) else open_input(source, n_frames, timer)
     with decoding:
-        found = _extract(decoding, FaceTracker(detector, detect_every), crop_size, timer)
+        found = _extract(decoding, detector, detect_every, crop_size, timer)
     info = decoding.info
     if decoding.skipped_unreferenced and len(found.times) < _expected_frames(info, n_frames):
         # Too few decodable frames for the targets (a short clip, or a stream of unreferenced
         # frames): decode every frame instead.
         with Decoding(decoding.path, n_frames, info) as exact:
-            found = _extract(exact, FaceTracker(detector, detect_every), crop_size, timer)
+            found = _extract(exact, detector, detect_every, crop_size, timer)
     return found
 
 
@@ -91,9 +93,24 @@ def _expected_frames(info: VideoInfo, n_frames: int) -> int:
     return min(n_frames, int(info.duration * info.fps + 1e-6))
 
 
-def _extract(decoding: Decoding, tracker: FaceTracker, crop_size: int, timer: StageTimer) -> FaceScan:
+def _extract(decoding: Decoding, detector: FaceDetector, detect_every: int, crop_size: int,
+             timer: StageTimer) -> FaceScan:
+    """Without tracking, frames are searched DETECT_CHUNK at a time (one MTCNN call: cheaper per
+    frame); with it, one by one, each frame's search starting from the last one's faces."""
+    tracker = FaceTracker(detector, detect_every) if detect_every > 1 else None
     times: list[float] = []
     crops: list[Crop] = []
+    chunk: list = []
+
+    def flush() -> None:
+        with timer("detect"):
+            found = [tracker(chunk[0].image, chunk[0].index)] if tracker else \
+                detector.detect([f.image for f in chunk], chunk[0].index)
+        with timer("crop"):
+            for frame, faces in zip(chunk, found):
+                crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
+        chunk.clear()
+
     frames = iter(decoding)
     while True:
         with timer("decode"):  # the wait for the next frame (ffmpeg decodes on a reader thread)
@@ -101,10 +118,11 @@ def _extract(decoding: Decoding, tracker: FaceTracker, crop_size: int, timer: St
         if frame is None:
             break
         times.append(frame.time)
-        with timer("detect"):
-            faces = tracker(frame.image, frame.index)
-        with timer("crop"):
-            crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
+        chunk.append(frame)
+        if tracker or len(chunk) == DETECT_CHUNK:
+            flush()
+    if chunk:
+        flush()
     with timer("aggregate"):
         tracks = link_tracks([c.face for c in crops])
     return FaceScan(decoding.info, times, crops, tracks)
