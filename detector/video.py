@@ -113,7 +113,7 @@ def probe(path: Path) -> VideoInfo:
 # sampled frame then lands on the first decodable frame at or after its target (a frame or two
 # later), for about a third less decoding (bench/benchmark.py measures it).
 SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
-DECODE_AHEAD_BYTES = 256 << 20  # decoded frames held before ffmpeg waits: 32 frames of 1080p
+DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p
 
 
 def sample_frames(path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False) -> Iterator[Frame]:
