@@ -228,8 +228,10 @@ def test_ctrl_c_keeps_finished_rows_and_resumes(media, brightness_model, tmp_pat
     out = folder / "RESULTS"
     args = [sys.executable, str(ROOT / "app.py"), "--input", str(folder), "--output", str(out),
             "--model", str(brightness_model), "--frames", "6", "-q"]
+    # Its own process group, like a terminal's Ctrl-C; SIGINT handled as in a terminal even when the
+    # test runner itself was started in the background (which leaves SIGINT ignored, and inherited).
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group, like a terminal's Ctrl-C
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
