@@ -66,11 +66,9 @@ class FaceDetector:
         if not images:
             return []
         height, width = images[0].shape[:2]
-        scale = min(1.0, self.detect_side / max(height, width))
+        scale, size = self._detect_size(width, height)
         small = np.stack([
-            cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            if scale < 1.0 else image
-            for image in images
+            cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else image for image in images
         ])
         # MTCNN's image pyramid starts at min_face pixels: a smaller frame gets no scale at all and
         # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
@@ -80,6 +78,11 @@ class FaceDetector:
             boxes, probs, points = self.mtcnn.detect(small, landmarks=True)
         return [_largest(_faces(first_index + offset, *found, scale, (0.0, 0.0), (width, height)))
                 for offset, found in enumerate(zip(boxes, probs, points))]
+
+    def _detect_size(self, width: int, height: int) -> tuple[float, tuple[int, int]]:
+        """The scale and (width, height) at which MTCNN sees a frame: longer side ≤ detect_side."""
+        scale = min(1.0, self.detect_side / max(height, width))
+        return scale, (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1.0 else (width, height)
 
     def detect_near(self, image: np.ndarray, index: int, boxes: list[tuple[float, ...]]) -> list[Face]:
         """Faces near `boxes` (where faces were in the previous sampled frame), largest first.
@@ -91,8 +94,7 @@ class FaceDetector:
         a face that moved more than about half its size is not re-found (too little confidence).
         """
         height, width = image.shape[:2]
-        scale = min(1.0, self.detect_side / max(height, width))
-        small_width, small_height = (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1 else (width, height)
+        scale, (small_width, small_height) = self._detect_size(width, height)
         if not boxes:
             return []
         fitted = torch.tensor([[v * scale for v in box] for box in boxes], dtype=torch.float32)
@@ -123,7 +125,7 @@ class FaceDetector:
 class FaceTracker:
     """Faces in a clip's sampled frames, frame by frame: a full-frame pass every `every`-th frame,
     and whenever there is no face to follow or one is lost; in between, each face is searched for
-    only near where it was (FaceDetector.detect_near), a few per cent of the work. New faces are
+    only near where it was (FaceDetector.detect_near), a small part of a full pass's cost. New faces are
     found by the next full pass; `every=1` is a full pass on every frame."""
 
     def __init__(self, detector: FaceDetector, every: int = DETECT_EVERY):

@@ -285,8 +285,7 @@ class Scanner:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file never stops a batch: record it and go on
-            found.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-            log.debug("%s failed:\n%s", path, found["traceback"])
+            found.update(_failure(path, exc))
         return _Front(path, started, found, None)
 
     def _back(self, front: _Front, explain: bool) -> ScanResult:
@@ -298,8 +297,7 @@ class Scanner:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:  # one bad file never stops a batch: record it and go on
-                found.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-                log.debug("%s failed:\n%s", front.path, found["traceback"])
+                found.update(_failure(front.path, exc))
         return ScanResult(path=str(front.path), seconds=time.perf_counter() - front.started, settings=self.settings,
                           settings_key=self.settings_key, model=self.model.describe(), **found)
 
@@ -317,6 +315,13 @@ class Scanner:
         evidence = collect([c.image for c in found.crops], scores, found.tracks, self.explainer if explain else None)
         return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
                     tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)
+
+
+def _failure(path: Path, exc: Exception) -> dict:
+    """The result fields of an internal error (call inside its `except`, for the traceback)."""
+    trace = traceback.format_exc()
+    log.debug("%s failed:\n%s", path, trace)
+    return dict(status="error", error=f"{type(exc).__name__}: {exc}", traceback=trace)
 
 
 @dataclass(frozen=True)

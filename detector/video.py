@@ -116,14 +116,13 @@ SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
 DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p
 
 
-def sample_frames(path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False) -> Iterator[Frame]:
+def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
     """Yield up to `count` frames evenly spaced over the whole clip, in order, as they decode.
 
     Target k is at k·duration/count; each target keeps the first frame at or after it, so a
     one-frame clip still yields its frame and a gap in a VFR stream skips targets, never repeats.
-    `skip_unreferenced` decodes only the frames other frames need, where the codec allows it.
     """
-    with Decoding(path, count, info, skip_unreferenced) as decoding:
+    with Decoding(path, count, info) as decoding:
         yield from decoding
 
 

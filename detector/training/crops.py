@@ -74,7 +74,7 @@ def main_track(tracks: list[int]) -> int:
 DONE_COLUMNS = ["video", "status", "crops"]
 
 
-PHOTO_MARGIN = 0.25  # a tight still's crop box reaches about 15% past its edges; this covers it
+PHOTO_MARGIN = 0.25  # of the still's size, each side: a still cut at the face box then crops without black
 
 
 def mirror_extend(image: np.ndarray, fraction: float) -> np.ndarray:
