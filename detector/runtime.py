@@ -2,7 +2,9 @@
 hidden, and the device choice shared by the scanner and the trainer.
 
 `import tensorflow` followed by torchvision or facenet-pytorch segfaults when triton is
-installed, so every module gets TensorFlow and tf_keras from here, never directly.
+installed, so every module gets TensorFlow and tf_keras from here, never directly. They are
+imported on first use (`from detector.runtime import tf`, or `runtime.tf`): a scan whose model
+runs from its cached ONNX conversion never loads TensorFlow, about 0.6 GB and seconds of start-up.
 """
 from __future__ import annotations
 
@@ -31,10 +33,22 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with quiet_native_stderr():
-    import tensorflow as tf  # noqa: E402
-    import tf_keras as keras  # noqa: E402
+_cpu_only = False  # resolve_device chose the CPU: TensorFlow, once imported, must not take a GPU
+
+
+def __getattr__(name: str):
+    """`tf` and `keras`, imported the first time anything asks for them."""
+    if name not in ("tf", "keras"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_native_stderr():
+        import tensorflow
+        import tf_keras
+
+        if _cpu_only:
+            tensorflow.config.set_visible_devices([], "GPU")
+    globals().update(tf=tensorflow, keras=tf_keras)
+    return globals()[name]
 
 
 class DeviceError(Exception):
@@ -42,16 +56,24 @@ class DeviceError(Exception):
 
 
 def resolve_device(name: str = "auto") -> str:
-    """'cpu' or 'gpu'. On cpu, TensorFlow is kept off any GPU so torch and TF never fight over it."""
-    with quiet_native_stderr():
-        gpus = tf.config.list_physical_devices("GPU")
+    """'cpu' or 'gpu' ('gpu' only where torch and TensorFlow both see one). On cpu, TensorFlow is
+    kept off any GPU so torch and TF never fight over it; where torch sees no GPU, TensorFlow is
+    not even imported to ask."""
+    global _cpu_only
     if name == "auto":
-        name = "gpu" if gpus and torch.cuda.is_available() else "cpu"
-    if name == "gpu" and not (gpus and torch.cuda.is_available()):
+        name = "gpu" if torch.cuda.is_available() and _tf_sees_gpu() else "cpu"
+    if name == "gpu" and not (torch.cuda.is_available() and _tf_sees_gpu()):
         raise DeviceError("--device gpu: TensorFlow and torch do not both see a GPU on this machine")
-    if name == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
+    if name == "cpu":
+        _cpu_only = True
+        if "tf" in globals():  # already imported: too late for __getattr__ to hide the GPUs
+            globals()["tf"].config.set_visible_devices([], "GPU")
     return name
+
+
+def _tf_sees_gpu() -> bool:
+    with quiet_native_stderr():
+        return bool(__getattr__("tf").config.list_physical_devices("GPU"))
 
 
 __all__ = ["DeviceError", "keras", "quiet_native_stderr", "resolve_device", "tf"]

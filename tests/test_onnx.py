@@ -110,6 +110,35 @@ def test_converted_once_then_loaded_from_the_cache(brightness_model, cache, conv
     assert cached.stat().st_mtime_ns == stamp and [p.name for p in cache.iterdir()] == [cached.name]  # no temp left
 
 
+def test_a_cached_model_loads_without_tensorflow(brightness_model, cache):
+    """The cache file carries TensorFlow's check scores, so a later process never imports TensorFlow
+    (about 0.6 GB and seconds of start-up) and still scores as TensorFlow does."""
+    crops = random_crops(224, n=6)
+    expected = Model(brightness_model, runtime="tensorflow").predict(crops)
+    Model(brightness_model)  # converts and caches
+    np.save(cache / "crops.npy", crops)
+    script = ("import sys, numpy as np; from detector.model import Model; "
+              f"m = Model({str(brightness_model)!r}); p = m.predict(np.load({str(cache / 'crops.npy')!r})); "
+              "print(m.runtime, 'tensorflow' in sys.modules, *p)")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DETECTOR_CACHE": str(cache)})
+    assert out.returncode == 0, out.stderr
+    runtime, imported, *scores = out.stdout.split()
+    assert (runtime, imported) == ("onnx", "False")
+    assert np.abs(np.array(scores, np.float32) - expected).max() <= TOL
+
+
+def test_a_cache_file_without_tensorflows_scores_is_converted_again(brightness_model, cache, conversions):
+    """A file cached by an older version (no check scores in it) is replaced by one that has them."""
+    cached = cache_file(cache, Model(brightness_model))
+    proto = onnx.load(str(cached))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(cached))
+    assert Model(brightness_model).runtime == "onnx" and len(conversions) == 2
+    keys = {entry.key for entry in onnx.load(str(cached)).metadata_props}
+    assert {model_module.REFERENCE_KEY, model_module.OUTPUT_KEY} <= keys
+
+
 @pytest.mark.parametrize("damage", ["garbage", "torn"])
 def test_a_corrupt_cache_file_is_converted_again(brightness_model, cache, conversions, damage):
     cached = cache_file(cache, Model(brightness_model))
