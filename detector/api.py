@@ -44,9 +44,9 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook.
     `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, ~45% faster on a CPU) or "auto":
     ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
-    `detect_every=8` follows faces between full searches on every 8th frame and `fast_decode=True`
-    skips decoding frames no other frame needs: together they cut a batch's time per clip by about
-    two thirds, and both move p_fake (README, Speed)."""
+    `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
+    near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
+    skips decoding frames no other frame needs, which moves samples and p_fake (README, Speed)."""
     device = resolve_device(device)
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():

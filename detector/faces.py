@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
-from facenet_pytorch.models.utils.detect_face import bbreg, pad, rerec  # MTCNN's own box arithmetic
+from facenet_pytorch.models.utils.detect_face import detect_face
 
 CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
@@ -27,10 +27,11 @@ MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a
 MAX_FACES = 8  # per frame, largest first: bounds the work on crowd shots
 LINK_IOU = 0.2  # two detections in neighbouring samples are one person above this overlap
 # Tracking (--detect-every N > 1): between full-frame passes (every N-th sampled frame, and
-# whenever a face is lost) MTCNN's last two stages (RNet, ONet) re-fit each face's previous box on
-# the new frame. Off by default: its boxes differ from a full pass's by a few per cent of the face,
-# which moves the bundled model's p_fake by up to about 0.1 on some clips (README, Speed).
-DETECT_EVERY = 1
+# whenever a face is lost or nears the edge of its search region) each face is searched for only
+# within its last box grown by NEAR_MARGIN of its side each way. Its boxes are a full pass's, so
+# it is on by default (bench/fast_vs_thorough.py: p_fake within 0.004 of a full pass on every frame).
+NEAR_MARGIN = 0.5
+DETECT_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,19 @@ class FaceDetector:
             # which spins whenever a core is busy (ffmpeg decodes beside it, TensorFlow scores);
             # compare with bench/benchmark.py.
             torch.set_num_threads(1)
+        self.device = device
         self.detect_side = detect_side
         self.min_face = min_face
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device(device))
+        if device == "cpu":  # CPU kernels only: on a GPU these layouts would change cuDNN's arithmetic
+            for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
+                for name, layer in list(net.named_children()):
+                    if isinstance(layer, torch.nn.MaxPool2d):
+                        setattr(net, name, _ChannelsLastPool(layer))
+        # Following faces (detect_near) saves CPU time; on a GPU full passes over 8 frames at a time
+        # are cheaper than a frame-by-frame search near faces (bench/face_stage.py on an H200:
+        # 6.5 against 40 ms a 1080p frame).
+        self.follows_faces = device == "cpu"
 
     def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
         """Faces in each image (all of one size), largest first, boxes in full-resolution pixels."""
@@ -75,58 +86,128 @@ class FaceDetector:
         if min(small.shape[1:3]) < max(12, self.min_face):
             return [[] for _ in images]
         with torch.inference_mode():
-            boxes, probs, points = self.mtcnn.detect(small, landmarks=True)
+            boxes, probs, points = self.mtcnn.detect(self._frames(small), landmarks=True)
         return [_largest(_faces(first_index + offset, *found, scale, (0.0, 0.0), (width, height)))
                 for offset, found in enumerate(zip(boxes, probs, points))]
+
+    def _frames(self, images: np.ndarray) -> np.ndarray | torch.Tensor:
+        return _planar(images) if self.device == "cpu" else images
 
     def _detect_size(self, width: int, height: int) -> tuple[float, tuple[int, int]]:
         """The scale and (width, height) at which MTCNN sees a frame: longer side ≤ detect_side."""
         scale = min(1.0, self.detect_side / max(height, width))
         return scale, (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1.0 else (width, height)
 
-    def detect_near(self, image: np.ndarray, index: int, boxes: list[tuple[float, ...]]) -> list[Face]:
-        """Faces near `boxes` (where faces were in the previous sampled frame), largest first.
+    def detect_near(self, image: np.ndarray, index: int, boxes: list[tuple[float, ...]]) -> list[Face] | None:
+        """Faces near `boxes` (where faces were in the previous sampled frame), largest first; None
+        when a face has moved to the edge of where it was looked for, and only a full pass can tell.
 
-        Only MTCNN's last two stages run, as in a full pass but starting from the previous box
-        instead of the image pyramid's candidates: RNet, then ONet (which gives the final box,
-        landmarks and confidence) each re-fit the square around the box (in the downscaled frame's
-        coordinates; only that square is read, from the full frame). Much cheaper than a full pass;
-        a face that moved more than about half its size is not re-found (too little confidence).
+        MTCNN runs as in a full pass, except that its first stage (PNet) reads only each box grown
+        by NEAR_MARGIN of its side, at the pyramid levels whose window is at least half the smallest
+        box. A full pass's other candidates do not overlap a face found inside those regions, so
+        they cannot change it: the faces and boxes are a full pass's (tests/test_tracking.py and
+        bench/fast_vs_thorough.py check it).
         """
         height, width = image.shape[:2]
-        scale, (small_width, small_height) = self._detect_size(width, height)
+        scale, size = self._detect_size(width, height)
         if not boxes:
             return []
-        fitted = torch.tensor([[v * scale for v in box] for box in boxes], dtype=torch.float32)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+        regions = [_grown([v * scale for v in box], NEAR_MARGIN) for box in boxes]
+        smallest = min(max(x2 - x1, y2 - y1) for x1, y1, x2, y2 in (np.array(boxes) * scale))
+        # The full pass's pyramid without its finest levels: its first window is min_face, each
+        # next one 1/factor as large; a face is found at windows of about its own size. (A window
+        # wider than the frame's short side would leave no level at all.)
+        min_face = self.min_face
+        while min_face / self.mtcnn.factor <= min(smallest / 2, *size):
+            min_face /= self.mtcnn.factor
+        pnet = _RegionPNet(self.mtcnn.pnet, regions, size)
         with torch.inference_mode():
-            for net, side in ((self.mtcnn.rnet, 24), (self.mtcnn.onet, 48)):
-                squares = rerec(fitted.clone())
-                y, ey, x, ex = pad(squares, small_width, small_height)
-                inside = (ey > y - 1) & (ex > x - 1)
-                if not inside.all():  # a box entirely off the frame: that face has left
-                    squares, y, ey, x, ex = squares[torch.from_numpy(inside)], y[inside], ey[inside], x[inside], ex[inside]
-                if not len(squares):
-                    return []
-                patches = [_patch(image, (x[k] - 1, y[k] - 1, ex[k], ey[k]), scale, side) for k in range(len(squares))]
-                crops = torch.from_numpy(np.stack(patches).astype(np.float32)).permute(0, 3, 1, 2)
-                moves, *_, probs = out = net((crops - 127.5) * 0.0078125)
-                fitted = bbreg(squares.clone(), moves)
-            points = out[1]
-        sides = squares[:, 2:4] - squares[:, 0:2] + 1  # landmarks are relative to the square ONet saw
-        points = points.reshape(-1, 2, 5).permute(0, 2, 1) * sides.unsqueeze(1) + squares[:, None, 0:2] - 1
-        found = _faces(index, fitted.numpy(), probs[:, 1].numpy(), points.numpy(), scale, (0.0, 0.0), (width, height))
-        faces: list[Face] = []
-        for face in sorted(found, key=lambda f: f.prob, reverse=True):
-            if all(_iou(face.box, kept.box) < 0.5 for kept in faces):  # two tracks converged on one face
-                faces.append(face)
-        return _largest(faces)
+            found, points = detect_face(self._frames(small[None]), min_face, pnet, self.mtcnn.rnet, self.mtcnn.onet,
+                                        self.mtcnn.thresholds, self.mtcnn.factor, self.mtcnn.device)
+        found, points = np.asarray(found[0], np.float32).reshape(-1, 5), np.asarray(points[0], np.float32)
+        if any(not any(_inside(box, region) for region in regions) for box in found[:, :4]):
+            return None
+        return _largest(_faces(index, found[:, :4], found[:, 4], points, scale, (0.0, 0.0), (width, height)))
+
+
+class _ChannelsLastPool(torch.nn.Module):
+    """A max-pool run on a channels-last copy: PyTorch's CPU kernel for that layout is about ten
+    times faster on MTCNN's shapes, and a maximum is the same whatever order it is taken in."""
+
+    def __init__(self, pool: torch.nn.MaxPool2d):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+class _RegionPNet(torch.nn.Module):
+    """MTCNN's PNet looking only inside regions (boxes in the detection frame's pixels): elsewhere
+    each pyramid level gets probability 0, so no candidates. PNet is convolutions without padding
+    and one 2×2 pool of stride 2, so on a crop that starts at an even pixel (and spans an even
+    width, or reaches the level's edge) it gives exactly the whole level's outputs there."""
+
+    def __init__(self, pnet: torch.nn.Module, regions: list[tuple[float, float, float, float]], size: tuple[int, int]):
+        super().__init__()
+        self.pnet, self.regions, self.size = pnet, regions, size
+
+    def forward(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = level.shape[2:]
+        reg = level.new_zeros(len(level), 4, _pnet_cells(height), _pnet_cells(width))
+        prob = level.new_zeros(len(level), 2, _pnet_cells(height), _pnet_cells(width))
+        for left, top, right, bottom in self.regions:
+            # the level's scale is about (side - 1) / frame side; 12 pixels more each way take in
+            # every 12×12 window that overlaps the region
+            x0, x1 = _even_span(left * (width - 1) / self.size[0], right * (width - 1) / self.size[0], width)
+            y0, y1 = _even_span(top * (height - 1) / self.size[1], bottom * (height - 1) / self.size[1], height)
+            if x1 - x0 < 12 or y1 - y0 < 12:
+                continue
+            r, p = self.pnet(level[:, :, y0:y1, x0:x1])
+            cells = (slice(None), slice(None), slice(y0 // 2, y0 // 2 + r.shape[2]), slice(x0 // 2, x0 // 2 + r.shape[3]))
+            reg[cells], prob[cells] = r, p
+        return reg, prob
+
+
+def _planar(images: np.ndarray) -> torch.Tensor:
+    """N×H×W×3 frames as MTCNN takes them (float, N×H×W×3), but laid out plane by plane in memory:
+    the N×3×H×W view MTCNN makes of it is then contiguous, which halves the cost of its image
+    pyramid on a CPU (PyTorch's area resampling is slow on interleaved channels)."""
+    planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)  # writable: decoded frames are not
+    return torch.from_numpy(planes).permute(0, 2, 3, 1)
+
+
+def _pnet_cells(side: int) -> int:
+    """PNet's output size for an input side: 3×3 conv, 2×2 pool (stride 2, partial last), two 3×3 convs."""
+    return max(0, -(-(side - 4) // 2) - 3)
+
+
+def _even_span(start: float, end: float, side: int) -> tuple[int, int]:
+    """[start, end) grown by one 12-pixel window, starting even and spanning an even count unless at the edge."""
+    lo = max(0, int(np.floor(start)) - 12) // 2 * 2
+    hi = min(side, int(np.ceil(end)) + 12)
+    if (hi - lo) % 2 and hi < side:
+        hi += 1
+    return lo, hi
+
+
+def _grown(box: list[float], margin: float) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    grow = max(x2 - x1, y2 - y1) * margin
+    return x1 - grow, y1 - grow, x2 + grow, y2 + grow
+
+
+def _inside(box: np.ndarray, region: tuple[float, ...]) -> bool:
+    return bool(box[0] >= region[0] and box[1] >= region[1] and box[2] <= region[2] and box[3] <= region[3])
 
 
 class FaceTracker:
     """Faces in a clip's sampled frames, frame by frame: a full-frame pass every `every`-th frame,
-    and whenever there is no face to follow or one is lost; in between, each face is searched for
-    only near where it was (FaceDetector.detect_near), a small part of a full pass's cost. New faces are
-    found by the next full pass; `every=1` is a full pass on every frame."""
+    and whenever there is no face to follow, one is lost or one nears the edge of where it was
+    looked for; in between, each face is searched for only near where it was
+    (FaceDetector.detect_near), with a full pass's result. New faces are found by the next full
+    pass; `every=1` is a full pass on every frame."""
 
     def __init__(self, detector: FaceDetector, every: int = DETECT_EVERY):
         self.detector, self.every = detector, max(1, every)
@@ -136,7 +217,7 @@ class FaceTracker:
     def __call__(self, image: np.ndarray, index: int) -> list[Face]:
         if index % self.every and self.previous:
             near = self.detector.detect_near(image, index, [face.box for face in self.previous])
-            if all(any(_iou(face.box, now.box) >= LINK_IOU for now in near) for face in self.previous):
+            if near is not None and all(any(_iou(face.box, now.box) >= LINK_IOU for now in near) for face in self.previous):
                 self.previous = near
                 return near
         self.full_passes += 1
@@ -161,12 +242,6 @@ def _faces(index: int, boxes, probs, points, scale: float, origin: tuple[float, 
             continue
         faces.append(Face(index, (x1, y1, x2, y2), float(prob), np.asarray(lm, np.float32) / scale + np.float32(origin)))
     return faces
-
-
-def _patch(image: np.ndarray, box: tuple[int, int, int, int], scale: float, side: int = 48) -> np.ndarray:
-    """ONet's side×side input for a box given in the downscaled frame, read from the full frame."""
-    x1, y1, x2, y2 = (round(v / scale) for v in box)
-    return cv2.resize(image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)], (side, side), interpolation=cv2.INTER_AREA)
 
 
 def _largest(faces: list[Face]) -> list[Face]:

@@ -95,9 +95,10 @@ def _expected_frames(info: VideoInfo, n_frames: int) -> int:
 
 def _extract(decoding: Decoding, detector: FaceDetector, detect_every: int, crop_size: int,
              timer: StageTimer) -> FaceScan:
-    """Without tracking, frames are searched DETECT_CHUNK at a time (one MTCNN call: cheaper per
+    """Without tracking (`detect_every` 1, or a detector on a GPU, where full passes are cheaper and
+    give the same boxes), frames are searched DETECT_CHUNK at a time (one MTCNN call: cheaper per
     frame); with it, one by one, each frame's search starting from the last one's faces."""
-    tracker = FaceTracker(detector, detect_every) if detect_every > 1 else None
+    tracker = FaceTracker(detector, detect_every) if detect_every > 1 and detector.follows_faces else None
     times: list[float] = []
     crops: list[Crop] = []
     chunk: list = []

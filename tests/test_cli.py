@@ -355,3 +355,11 @@ def test_product_modules_import_in_any_order(imports):
 def test_tensorflow_first_then_facenet_in_a_fresh_interpreter(imports):
     code, text = imports["tensorflow_first"]
     assert code == 0, f"exit {code}"
+
+
+def test_option_defaults_are_the_libraries():
+    """The command line states its defaults without importing torch; they must be the library's."""
+    from detector.cli import parse_args
+    from detector.faces import DETECT_EVERY
+
+    assert parse_args(["--input", "x", "--output", "y"]).detect_every == DETECT_EVERY
