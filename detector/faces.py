@@ -132,7 +132,7 @@ class FaceDetector:
 
 
 class _ChannelsLastPool(torch.nn.Module):
-    """A max-pool run on a channels-last copy: PyTorch's CPU kernel for that layout is about ten
+    """A max-pool run on a channels-last copy: PyTorch's CPU kernel for that layout is several
     times faster on MTCNN's shapes, and a maximum is the same whatever order it is taken in."""
 
     def __init__(self, pool: torch.nn.MaxPool2d):
@@ -172,8 +172,8 @@ class _RegionPNet(torch.nn.Module):
 
 def _planar(images: np.ndarray) -> torch.Tensor:
     """N×H×W×3 frames as MTCNN takes them (float, N×H×W×3), but laid out plane by plane in memory:
-    the N×3×H×W view MTCNN makes of it is then contiguous, which halves the cost of its image
-    pyramid on a CPU (PyTorch's area resampling is slow on interleaved channels)."""
+    the N×3×H×W view MTCNN makes of it is then contiguous, which makes its image pyramid cheaper
+    on a CPU (PyTorch's area resampling is slow on interleaved channels)."""
     planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)  # writable: decoded frames are not
     return torch.from_numpy(planes).permute(0, 2, 3, 1)
 
