@@ -14,6 +14,7 @@ which is then never imported (a third less memory, seconds less start-up).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -226,7 +227,7 @@ class Model:
         """Score in ONNX Runtime from now on, or say in one line why TensorFlow keeps scoring
         (a ModelError instead where ONNX was `required`)."""
         try:
-            self._forward = self._onnx_forward()
+            self._forward = self._onnx_forward(retry=required)
             self.runtime = "onnx"
         except OnnxUnavailable as exc:
             if required:
@@ -234,11 +235,29 @@ class Model:
             (log.info if isinstance(exc, OnnxMissing) else log.warning)(
                 "%s: scoring with TensorFlow, not ONNX Runtime: %s", self.path, exc)
 
-    def _onnx_forward(self) -> Forward:
+    def _onnx_forward(self, retry: bool) -> Forward:
         """An ONNX Runtime session for this model that agrees with TensorFlow, converted and cached
         (atomically, so a crash or a second process converting at once never leaves a torn file)
-        with TensorFlow's scores on the check crops, for `_from_cache`."""
+        with TensorFlow's scores on the check crops, for `_from_cache`. A model that could not be
+        converted is not tried again (seconds to minutes each time) until the converting packages
+        change, or `retry` (--runtime onnx) asks."""
         providers = self._providers()
+        failed = self._cache_file().with_suffix(".failed")
+        if not retry and (reason := _earlier_failure(failed)):
+            raise OnnxUnavailable(f"{reason} (found earlier; delete {failed} to try again)")
+        try:
+            forward = self._convert_and_check(providers)
+        except OnnxMissing:
+            raise
+        except OnnxUnavailable as exc:
+            with contextlib.suppress(OSError):
+                atomic_write(failed, json.dumps({"reason": str(exc), "versions": _converter_versions()}).encode())
+            raise
+        with contextlib.suppress(OSError):  # an unwritable cache folder: nothing was recorded there
+            failed.unlink(missing_ok=True)
+        return forward
+
+    def _convert_and_check(self, providers: list[str]) -> Forward:
         probe = _check_crops(self.input_size)
         try:
             reference = self._p_fake(self._tf_forward(self.to_input(probe)))
@@ -356,6 +375,28 @@ def _convert(signature, input_name: str) -> bytes:
         return proto.SerializeToString()
     except Exception as exc:  # tf2onnx raises anything from unsupported ops to protobuf size limits
         raise OnnxUnavailable(f"tf2onnx cannot convert it ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _converter_versions() -> dict[str, str | None]:
+    """The versions of what converts and runs a model: a conversion failed with others is tried again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {name: installed(name) for name in ("tensorflow", "tf2onnx", "onnx", "onnxruntime")}
+
+
+def _earlier_failure(marker: Path) -> str | None:
+    """Why this model could not be converted before, with these same packages; else None."""
+    try:
+        record = json.loads(marker.read_text())
+        return str(record["reason"]) if record["versions"] == _converter_versions() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _with_metadata(model: bytes, entries: dict[str, str]) -> bytes:

@@ -189,6 +189,24 @@ def test_a_failed_conversion_is_one_warning_line_and_tensorflow(brightness_model
         Model(brightness_model, runtime="onnx")
 
 
+def test_a_failed_conversion_is_not_tried_again_until_asked_or_the_packages_change(
+        brightness_model, cache, conversions, monkeypatch, caplog):
+    monkeypatch.setattr(model_module, "ONNX_TOLERANCE", -1.0)  # every conversion fails its check
+    assert Model(brightness_model).runtime == "tensorflow" and len(conversions) == 1
+    with caplog.at_level(logging.WARNING, logger="detector"):
+        assert Model(brightness_model).runtime == "tensorflow"
+    assert len(conversions) == 1  # the second load did not convert again, and says why
+    assert "differs from TensorFlow" in caplog.text and "found earlier" in caplog.text
+    with pytest.raises(ModelError, match="differs from TensorFlow"):
+        Model(brightness_model, runtime="onnx")  # asked for by name: tried again
+    assert len(conversions) == 2
+    upgraded = {**model_module._converter_versions(), "tf2onnx": "99.0"}
+    monkeypatch.setattr(model_module, "_converter_versions", lambda: upgraded)
+    monkeypatch.setattr(model_module, "ONNX_TOLERANCE", TOL)  # as if the new tf2onnx converted it well
+    assert Model(brightness_model).runtime == "onnx" and len(conversions) == 3  # other packages: tried again
+    assert [p.suffix for p in cache.iterdir()] == [".onnx"]  # and the failure record is gone
+
+
 def test_disagreeing_scores_fall_back_to_tensorflow(brightness_model, monkeypatch, caplog):
     monkeypatch.setattr(model_module, "ONNX_TOLERANCE", -1.0)  # no session can pass: as if it disagreed
     with caplog.at_level(logging.WARNING, logger="detector"):
