@@ -1,8 +1,9 @@
 """Do the scanner's shortcuts change verdicts? Scan the same clips the fast way (a full face
 search every 8th frame and faces searched only near their last place in between: --detect-every 8,
 the default; with --fast-decode, frames no other frame needs also left undecoded) and the thorough
-way (a full face search on every frame, every frame decoded), with the same model, and compare
-each clip's p_fake. Target: every clip within 0.02.
+way (a full face search on every frame; frames decoded as by default, which gives a full
+decode's samples bit for bit: bench/decode_check.py), with the same model, and compare each
+clip's p_fake. Target: every clip within 0.02.
 
     python bench/fast_vs_thorough.py ../shared/data/manifest.csv [--detect-every 8] [--fast-decode] [--limit N] [--csv OUT]
     python bench/fast_vs_thorough.py some_folder_of_videos/
@@ -33,14 +34,9 @@ def main() -> int:
     import torch  # noqa: F401  — before tensorflow
 
     import detector
-    from detector.pipeline import find_inputs
-    from detector.training.datasets import read_dataset
+    from clips import clip_paths
 
-    if args.clips.suffix.lower() == ".csv":
-        paths = [item.path for item in read_dataset(args.clips)]
-    else:
-        paths = list(find_inputs(args.clips).paths)
-    paths = paths[:args.limit]
+    paths = clip_paths(args.clips, args.limit)
     fast = detector.load(args.model, "cpu", detect_every=args.detect_every, fast_decode=args.fast_decode)
     thorough = detector.load(args.model, "cpu", detect_every=1)
     rows, seconds = [], {"fast": 0.0, "thorough": 0.0}

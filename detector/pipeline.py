@@ -74,15 +74,28 @@ def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int
     by frame as they arrive (a full pass every `detect_every`-th frame, tracking in between), crop
     them and link them into tracks."""
     decoding = source if isinstance(source, Decoding) else open_input(source, n_frames, timer)
+    found: FaceScan | None = None
     with decoding:
-        found = _extract(decoding, detector, detect_every, crop_size, timer)
+        try:
+            found = _extract(decoding, detector, detect_every, crop_size, timer)
+        except VideoError:
+            if decoding.expected_times is None:
+                raise  # the clip itself: no other way of decoding it will do better
     info = decoding.info
-    if decoding.skipped_unreferenced and len(found.times) < _expected_frames(info, n_frames):
+    too_few = found is not None and decoding.skipped_unreferenced and len(found.times) < _expected_frames(info, n_frames)
+    mistimed = decoding.expected_times is not None and (found is None or not _same_times(found.times, decoding.expected_times))
+    if too_few or mistimed:
         # Too few decodable frames for the targets (a short clip, or a stream of unreferenced
-        # frames): decode every frame instead.
-        with Decoding(decoding.path, n_frames, info) as exact:
+        # frames), or frames dropped before decoding and the samples not the ones foreseen (an
+        # edit list, say) or none at all (an ffmpeg refusing the filter): decode every frame.
+        with Decoding(decoding.path, n_frames, info, drop_needless=False) as exact:
             found = _extract(exact, detector, detect_every, crop_size, timer)
     return found
+
+
+def _same_times(times: list[float], expected: list[float]) -> bool:
+    """ffmpeg prints times to 6 significant digits: a millisecond apart is the same frame."""
+    return len(times) == len(expected) and all(abs(a - b) <= 1e-3 for a, b in zip(times, expected))
 
 
 def _expected_frames(info: VideoInfo, n_frames: int) -> int:

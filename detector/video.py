@@ -47,6 +47,7 @@ class VideoInfo:
     rotation: int  # degrees from the container's display matrix
     codec: str
     is_image: bool
+    time_base: float | None = None  # seconds per unit of the stream's timestamps ("tbn"), where ffmpeg gives it
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,16 @@ def ffmpeg_binary() -> str:
 
 
 @functools.cache
-def _passthrough_args() -> list[str]:
-    """Keep decoded frames as they are (no duplication/dropping); the flag was renamed in 5.1."""
+def _ffmpeg_version() -> tuple[int, int] | None:
     out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-version"], capture_output=True, text=True).stdout
     match = re.search(r"version n?(\d+)\.(\d+)", out)
-    modern = match is None or (int(match[1]), int(match[2])) >= (5, 1)
-    return ["-fps_mode", "passthrough"] if modern else ["-vsync", "0"]
+    return (int(match[1]), int(match[2])) if match else None  # None: a build from git, assumed recent
+
+
+def _passthrough_args() -> list[str]:
+    """Keep decoded frames as they are (no duplication/dropping); the flag was renamed in 5.1."""
+    version = _ffmpeg_version()
+    return ["-fps_mode", "passthrough"] if version is None or version >= (5, 1) else ["-vsync", "0"]
 
 
 def probe(path: Path) -> VideoInfo:
@@ -105,8 +110,11 @@ def probe(path: Path) -> VideoInfo:
     scale = min(1.0, MAX_DECODE_SIDE / max(width, height))
     width, height = _even(width * scale), _even(height * scale)
     fps_match = re.search(r"([\d.]+) fps", text)
+    tbn = re.search(r"(?<![\d.])(\d+)(k?) tbn", text)  # a whole number: 1/tbn is then the exact time base
+    time_base = 1.0 / (int(tbn[1]) * (1000 if tbn[2] else 1)) if tbn and int(tbn[1]) > 0 else None
     duration = _duration(text) or _measure_duration(path)
-    return VideoInfo(width, height, duration, float(fps_match[1]) if fps_match else None, rotation, codec, False)
+    return VideoInfo(width, height, duration, float(fps_match[1]) if fps_match else None, rotation, codec, False,
+                     time_base)
 
 
 # Codecs whose decoders skip frames no other frame refers to (skip_frame=noref) correctly; a
@@ -114,6 +122,14 @@ def probe(path: Path) -> VideoInfo:
 # later), for about a third less decoding (bench/benchmark.py measures it).
 SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
 DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p
+# H.264 frames that no other frame refers to (nal_ref_idc 0) and that are not sampled are dropped
+# before the decoder (the noise bitstream filter on the input, FFmpeg 7 and later): the sampled
+# frames come out bit for bit as from a full decode, for about a third less decoding. A clip with
+# more such frames than DROP_LIMIT is decoded in full: the filter tests every packet against each.
+DROP_LIMIT = 1000
+_PACKET = re.compile(r"trace_headers.*Packet: \d+ bytes.*?(?:, pts (-?\d+)|, no pts)")
+_REF_IDC = re.compile(r"trace_headers.*nal_ref_idc\s+[01]+ = (\d+)")
+_NAL_TYPE = re.compile(r"trace_headers.*nal_unit_type\s+[01]+ = (\d+)")
 
 
 def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
@@ -130,9 +146,12 @@ class Decoding:
     """An input's sampled frames, decoding on threads from the moment it is made, so the scanner
     can start the next input while it works on this one. Iterate it once; close() stops ffmpeg."""
 
-    def __init__(self, path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False):
+    def __init__(self, path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False,
+                 drop_needless: bool = True):
         self.path, self.info = path, info
         self.skipped_unreferenced = skip_unreferenced and info.codec in SKIP_UNREFERENCED_CODECS
+        # with frames dropped (DROP_LIMIT), the times the samples must have: else decode in full
+        self.expected_times: list[float] | None = None
         if info.is_image:
             self._frames: Iterator[Frame] = iter([Frame(0, 0.0, _fit(_read_image(path)))])
             self._reader = None
@@ -142,7 +161,10 @@ class Decoding:
         # point); the same slack in both places, and a step printed to 1e-9, so a frame kept for target k
         # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
         select = f"if(gte(t+1e-6,ld(0)*{step:.9f}),st(0,floor((t+1e-6)/{step:.9f})+1))"
-        source = ffmpeg.input(str(path.absolute()), **({"skip_frame": "noref"} if self.skipped_unreferenced else {}))
+        options: dict[str, str] = {"skip_frame": "noref"} if self.skipped_unreferenced else {}
+        if drop_needless and not self.skipped_unreferenced and (needless := _needless_packets(path, count, info)):
+            options["bsf:v"], self.expected_times = _drop_filter(needless[0]), needless[1]
+        source = ffmpeg.input(str(path.absolute()), **options)
         stream = (
             source
             .video.setpts("PTS-STARTPTS")
@@ -169,6 +191,65 @@ class Decoding:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@functools.cache
+def _drops_packets() -> bool:
+    """Whether this ffmpeg has the bitstream filters used to drop frames, and filters inputs (7.0+)."""
+    version = _ffmpeg_version()
+    if version is not None and version < (7, 0):
+        return False
+    out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-bsfs"], capture_output=True, text=True).stdout.split()
+    return "noise" in out and "trace_headers" in out
+
+
+def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int], list[float]] | None:
+    """The pts of the H.264 packets that hold no sampled frame and that no other frame refers to,
+    and the times the sampled frames will have; None where there is nothing to drop or it cannot
+    be worked out (another codec or an older FFmpeg, packets without pts, an odd time base).
+
+    ffmpeg's trace_headers filter reads the slice headers without decoding (a few hundredths of a
+    second for a 10-s 1080p clip); the samples are chosen exactly as Decoding's select filter will.
+    """
+    if info.is_image or info.codec != "h264" or not info.time_base or not _drops_packets():
+        return None
+    proc = subprocess.Popen([ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info", "-i", str(path.absolute()),
+                             "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    packets: list[list] = []  # [pts, referred to by another frame (None: no slice seen)]
+    ref_idc = 0
+    for line in proc.stderr:
+        if m := _PACKET.search(line):
+            packets.append([int(m[1]) if m[1] is not None else None, None])
+        elif m := _REF_IDC.search(line):
+            ref_idc = int(m[1])
+        elif (m := _NAL_TYPE.search(line)) and packets and int(m[1]) in (1, 5):  # a slice
+            packets[-1][1] = bool(packets[-1][1]) or ref_idc > 0
+    if proc.wait() != 0 or not packets or any(pts is None for pts, _ in packets):
+        return None
+    in_order = sorted(pts for pts, _ in packets)
+    step = float(f"{max(info.duration, 1e-3) / max(count, 1):.9f}")  # as Decoding's select filter has it
+    sampled, target = [], 0
+    for pts in in_order:
+        t = (pts - in_order[0]) * info.time_base
+        if t + 1e-6 >= target * step:
+            sampled.append(pts)
+            target = math.floor((t + 1e-6) / step) + 1
+            if len(sampled) == count:
+                break
+    keep = set(sampled)
+    needless = [pts for pts, referred in packets if referred is False and pts not in keep]
+    if not needless or len(needless) > DROP_LIMIT:
+        return None
+    return needless, [(pts - in_order[0]) * info.time_base for pts in sampled]
+
+
+def _drop_filter(packets: list[int]) -> str:
+    """The noise bitstream filter dropping exactly the packets with these pts. The sum of eq()s
+    comes in groups of 40: FFmpeg's expression parser refuses a chain nested much deeper."""
+    terms = [f"eq(pts\\,{pts})" for pts in packets]
+    return "noise=drop=" + "+".join("(" + "+".join(terms[i:i + 40]) + ")" for i in range(0, len(terms), 40))
 
 
 class _FrameReader:

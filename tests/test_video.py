@@ -316,3 +316,79 @@ def test_face_clip_frames_move_with_the_face(media):
     assert (info.width, info.height) == (640, 480)
     assert len(frames) == 30
     assert [f.time for f in frames] == pytest.approx([i / 15 for i in range(30)], abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def b_frame_clip(vid) -> Path:
+    """10 s at 30 fps with B-frames (libx264 veryfast, -bf 3): about 110 frames no other frame
+    refers to, more than one group of the drop filter's terms."""
+    return face_clip(vid / "bframes.mp4", seconds=10.0, fps=30, extra=("-preset", "veryfast", "-bf", "3"))
+
+
+def decoded(path: Path, count: int, **options) -> tuple[list, list[float] | None]:
+    from detector.video import Decoding
+
+    with Decoding(path, count, probe(path), **options) as decoding:
+        return [(frame.time, frame.image) for frame in decoding], decoding.expected_times
+
+
+def test_frames_nothing_needs_are_dropped_and_the_samples_are_a_full_decodes(b_frame_clip):
+    from detector.video import _needless_packets
+
+    info = probe(b_frame_clip)
+    needless, times = _needless_packets(b_frame_clip, 32, info)
+    assert len(needless) > 40 and len(times) == 32  # over one group of the filter's terms
+    fast, expected = decoded(b_frame_clip, 32)
+    full, none = decoded(b_frame_clip, 32, drop_needless=False)
+    assert none is None and expected == times
+    assert [t for t, _ in fast] == [t for t, _ in full] == pytest.approx(times, abs=1e-3)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(fast, full))
+
+
+def test_nothing_is_dropped_where_it_cannot_be_foreseen(vid, b_frame_clip, monkeypatch):
+    from detector import video
+
+    no_b_frames = face_clip(vid / "no_b_frames.mp4", seconds=2.0)  # ultrafast: every frame is referred to
+    assert video._needless_packets(no_b_frames, 8, probe(no_b_frames)) is None
+    monkeypatch.setattr(video, "_drops_packets", lambda: False)  # FFmpeg before 7: no bitstream filters on inputs
+    assert video._needless_packets(b_frame_clip, 32, probe(b_frame_clip)) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(video, "DROP_LIMIT", 10)  # a long clip: the filter would test each packet too often
+    assert video._needless_packets(b_frame_clip, 32, probe(b_frame_clip)) is None
+
+
+def test_samples_at_other_times_than_foreseen_are_decoded_again_in_full(b_frame_clip, monkeypatch):
+    """Should the samples not come out at the foreseen times (an edit list the prediction missed,
+    say), the scanner decodes the clip again with every frame, so it never scores other frames."""
+    from detector import video
+    from detector.faces import FaceDetector
+    from detector.pipeline import extract_faces
+
+    foresee, real_init, opened = video._needless_packets, video.Decoding.__init__, []
+
+    def mistimed(*args):
+        needless, times = foresee(*args)
+        return needless, [t + 0.5 for t in times]
+
+    def recording_init(self, *args, drop_needless: bool = True, **kwargs):
+        opened.append(drop_needless)
+        real_init(self, *args, drop_needless=drop_needless, **kwargs)
+
+    monkeypatch.setattr(video, "_needless_packets", mistimed)
+    monkeypatch.setattr(video.Decoding, "__init__", recording_init)
+    detector = FaceDetector("cpu")
+    found = extract_faces(b_frame_clip, detector, 8, 64)
+    assert opened == [True, False]  # dropped, found mistimed, decoded again in full
+    monkeypatch.undo()
+    assert found.times == extract_faces(b_frame_clip, detector, 8, 64).times
+
+
+def test_an_ffmpeg_refusing_the_drop_filter_decodes_in_full(b_frame_clip, monkeypatch):
+    from detector import video
+    from detector.faces import FaceDetector
+    from detector.pipeline import extract_faces
+
+    detector = FaceDetector("cpu")
+    expected = extract_faces(b_frame_clip, detector, 8, 64).times
+    monkeypatch.setattr(video, "_drop_filter", lambda packets: "no_such_filter")
+    assert extract_faces(b_frame_clip, detector, 8, 64).times == expected
