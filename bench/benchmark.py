@@ -6,9 +6,10 @@
 
 Three measurements in one fresh process, then a fourth from the command line:
   single   the clip scanned alone, --runs times after a warm-up: seconds and CPU seconds per stage
-  batch    the same clip --runs+1 times through scan_many, as a folder scan runs it (the next input
-           decodes while this one is scored): the marginal cost per clip is the median time
-           between one result and the next (target ≤ 1.0 s)
+  batch    the same clip --runs+1 times through scan_many, as a folder scan runs it (inputs decoded
+           and searched for faces side by side while another is scored): the marginal cost per
+           clip is the mean time between one result and the next from the second result on
+           (target ≤ 1.0 s; results come in pairs, so single gaps alternate short and long)
   folder   --folder-clips 10-s 720p30 clips (three kinds, cached) scanned into a results folder
            with the report, exactly as the command line does: clips per minute from the first
            input to the last, model loading excluded (target ≥ 60)
@@ -298,17 +299,22 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _batch(scanner, clip: Path, count: int) -> dict:
-    """The clip `count` times through scan_many: seconds between one result and the next."""
+    """The clip `count` times through scan_many: seconds between one result and the next, from
+    the end of the first group of inputs worked on together (FACE_WORKERS), so that a batch whose
+    results come in pairs is measured over whole pairs."""
+    from detector.pipeline import FACE_WORKERS
+
     arrivals = [time.perf_counter()]
     for result in scanner.scan_many([clip] * count):
         if result.status != "ok":
             raise SystemExit(f"batch scan failed: {result.status}: {result.error}")
         arrivals.append(time.perf_counter())
-    gaps = [b - a for a, b in zip(arrivals[1:], arrivals[2:])]  # after the first result: steady state
-    print(f"  batch of {count}: first result {arrivals[1] - arrivals[0]:.2f} s, then "
+    steady = arrivals[FACE_WORKERS:]  # arrivals[k] is the k-th result
+    gaps = [b - a for a, b in zip(steady, steady[1:])]
+    print(f"  batch of {count}: result {FACE_WORKERS} after {steady[0] - arrivals[0]:.2f} s, then gaps "
           + ", ".join(f"{g:.2f}" for g in gaps), flush=True)
     return {"clips": count, "first_seconds": arrivals[1] - arrivals[0], "gaps": gaps,
-            "marginal_seconds": statistics.median(gaps), "mean_gap_seconds": statistics.mean(gaps)}
+            "marginal_seconds": statistics.mean(gaps), "median_gap_seconds": statistics.median(gaps)}
 
 
 def _folder(scanner, folder: Path, count: int) -> dict:
@@ -380,8 +386,8 @@ def print_table(r: dict) -> None:
     print(f"{'per clip':<12}{total:>10.3f}{'':>8}{r['median_cpu_seconds']:>8.2f}   (wall min {r['min_seconds']:.3f}, "
           f"max {r['max_seconds']:.3f}; target ≤ {TARGET_SECONDS:.1f} s: {'met' if total <= TARGET_SECONDS else 'MISSED'})")
     b = r["batch"]
-    print(f"in a batch  {b['marginal_seconds']:.3f} s per clip (median gap between results, {b['clips'] - 1} gaps; "
-          f"mean {b['mean_gap_seconds']:.3f}; target ≤ {TARGET_BATCH_SECONDS:.1f} s: "
+    print(f"in a batch  {b['marginal_seconds']:.3f} s per clip (mean gap between results, {len(b['gaps'])} gaps; "
+          f"median {b['median_gap_seconds']:.3f}; target ≤ {TARGET_BATCH_SECONDS:.1f} s: "
           f"{'met' if b['marginal_seconds'] <= TARGET_BATCH_SECONDS else 'MISSED'})")
     if f := r["folder"]:
         print(f"720p folder {f['clips_per_minute']:.1f} clips/min ({f['clips']} clips in {f['seconds']:.1f} s, with the "

@@ -46,7 +46,8 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
     `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
-    skips decoding frames no other frame needs, which moves samples and p_fake (README, Speed)."""
+    skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
+    (README, Speed)."""
     device = resolve_device(device)
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():

@@ -76,4 +76,4 @@ def _tf_sees_gpu() -> bool:
         return bool(__getattr__("tf").config.list_physical_devices("GPU"))
 
 
-__all__ = ["DeviceError", "keras", "quiet_native_stderr", "resolve_device", "tf"]
+__all__ = ["DeviceError", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)

@@ -1,5 +1,5 @@
-"""Face tracking between full-frame passes, fast decoding and decode-ahead: shortcuts that must
-find the same faces, with the same boxes, and give the same verdicts."""
+"""Face tracking between full-frame passes, fast decoding and inputs worked on side by side:
+shortcuts that must find the same faces, with the same boxes, and give the same verdicts."""
 from __future__ import annotations
 
 import os
@@ -133,7 +133,34 @@ def test_fast_decoding_samples_within_a_few_frames_of_exact_and_falls_back_on_sh
     assert len(extract_faces(open_input(short, 16, fast_decode=True), detector, 16, 64).times) == 10
 
 
-def test_scan_many_decodes_ahead_keeps_order_and_stops_its_ffmpeg(brightness_model, media, tmp_path):
+def test_scan_many_works_on_inputs_side_by_side(brightness_model, media, monkeypatch):
+    import threading
+    import time
+
+    from detector import pipeline
+
+    scanner = load(brightness_model, device="cpu", frames=4)
+    clip = face_clip(media / "side.mp4", seconds=1.0)
+    lock, busy, most = threading.Lock(), [0], [0]
+    extract = pipeline.extract_faces
+
+    def counting(*args, **kwargs):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.3)
+        try:
+            return extract(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(pipeline, "extract_faces", counting)
+    assert [r.status for r in scanner.scan_many([clip] * 5)] == ["ok"] * 5
+    assert most[0] == pipeline.FACE_WORKERS == 2
+
+
+def test_scan_many_keeps_order_and_stops_its_ffmpeg(brightness_model, media, tmp_path):
     scanner = load(brightness_model, device="cpu", frames=8)
     clip = face_clip(media / "ahead.mp4", seconds=1.0)
     missing = tmp_path / "missing.mp4"
