@@ -6,7 +6,8 @@ scanner's faster CPU kernels?
 
 Three synthetic 1080p clips of the astronaut photo (300 px) on grey: one face drifting, two faces
 crossing, one face jumping across the frame half-way. For each device:
-  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: max |Δbox|
+  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: max |Δbox|,
+              and ms per full search of each (the scanner's with its faster CPU layouts)
   every 1/8   FaceTracker with a full search on every frame, and on every 8th (following faces in
               between): ms per frame, full searches, and max |Δbox| between the two (target: 0)
   batched     FaceDetector.detect on 8 frames per call, as the scanner runs full searches
@@ -71,8 +72,13 @@ def main() -> int:
         stock = MTCNN(keep_all=True, min_face_size=detector.min_face, device=torch.device(device))
         small = cv2.resize(clips["crossing"][n // 3], (640, 360), interpolation=cv2.INTER_AREA)[None]
         ours, theirs = detector.mtcnn.detect(small), stock.detect(small)
+        timed = {name: clock(device, lambda: [search() for _ in range(10)]) / 10 * 1000 for name, search in
+                 (("scanner", lambda: detector.detect([clips["crossing"][n // 3]])),
+                  ("stock", lambda: stock.detect(small)))}
         print(f"\n{device}: the scanner's MTCNN against facenet-pytorch's: max |Δbox| "
-              f"{np.abs(ours[0][0] - theirs[0][0]).max():.2g} px; follows faces: {detector.follows_faces}")
+              f"{np.abs(ours[0][0] - theirs[0][0]).max():.2g} px; a full search {timed['scanner']:.1f} ms "
+              f"(scanner's, downscaling included) against {timed['stock']:.1f} ms (stock); "
+              f"follows faces: {detector.follows_faces}")
         for name, frames in clips.items():
             found = {}
             for every in (1, 8):

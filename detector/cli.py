@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -
                              "(default 8; 1: the whole frame every time)")
     parser.add_argument("--fast-decode", action="store_true",
                         help="do not decode frames no other frame needs (H.264/HEVC) even where sampled: a sample "
-                             "may land a frame or two after its target, which can move p_fake; gains little over "
-                             "the default except on HEVC and long clips")
+                             "may land a frame or two after its target, which can move p_fake; on H.264 clips it "
+                             "gains little over the default, which already skips such frames where unsampled")
     parser.add_argument("--aggregate", choices=AGGREGATES, default=AGGREGATES[0],
                         help="track-max: the most suspicious face track's mean (default); mean: all crops averaged")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",

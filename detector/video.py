@@ -143,8 +143,8 @@ def sample_frames(path: Path, count: int, info: VideoInfo) -> Iterator[Frame]:
 
 
 class Decoding:
-    """An input's sampled frames, decoding on threads from the moment it is made, so the scanner
-    can start the next input while it works on this one. Iterate it once; close() stops ffmpeg."""
+    """An input's sampled frames, decoding on threads from the moment it is made, so decoding
+    overlaps the work on the frames already out. Iterate it once; close() stops ffmpeg."""
 
     def __init__(self, path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False,
                  drop_needless: bool = True):
@@ -156,11 +156,11 @@ class Decoding:
             self._frames: Iterator[Frame] = iter([Frame(0, 0.0, _fit(_read_image(path)))])
             self._reader = None
             return
-        step = max(info.duration, 1e-3) / max(count, 1)
         # The 1e-6 s slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating
         # point); the same slack in both places, and a step printed to 1e-9, so a frame kept for target k
         # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
-        select = f"if(gte(t+1e-6,ld(0)*{step:.9f}),st(0,floor((t+1e-6)/{step:.9f})+1))"
+        step = _select_step(info, count)
+        select = f"if(gte(t+1e-6,ld(0)*{step}),st(0,floor((t+1e-6)/{step})+1))"
         options: dict[str, str] = {"skip_frame": "noref"} if self.skipped_unreferenced else {}
         if drop_needless and not self.skipped_unreferenced and (needless := _needless_packets(path, count, info)):
             options["bsf:v"], self.expected_times = _drop_filter(needless[0]), needless[1]
@@ -203,6 +203,11 @@ def _drops_packets() -> bool:
     return "noise" in out and "trace_headers" in out
 
 
+def _select_step(info: VideoInfo, count: int) -> str:
+    """Seconds between sampling targets, as written into the select filter (to 1e-9)."""
+    return f"{max(info.duration, 1e-3) / max(count, 1):.9f}"
+
+
 def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int], list[float]] | None:
     """The pts of the H.264 packets that hold no sampled frame and that no other frame refers to,
     and the times the sampled frames will have; None where there is nothing to drop or it cannot
@@ -229,7 +234,7 @@ def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int
     if proc.wait() != 0 or not packets or any(pts is None for pts, _ in packets):
         return None
     in_order = sorted(pts for pts, _ in packets)
-    step = float(f"{max(info.duration, 1e-3) / max(count, 1):.9f}")  # as Decoding's select filter has it
+    step = float(_select_step(info, count))  # to the digit Decoding's select filter has it
     sampled, target = [], 0
     for pts in in_order:
         t = (pts - in_order[0]) * info.time_base
