@@ -6,7 +6,8 @@ scanner's faster CPU kernels?
 
 Three synthetic 1080p clips of the astronaut photo (300 px) on grey: one face drifting, two faces
 crossing, one face jumping across the frame half-way. For each device:
-  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: max |Δbox|,
+  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: identical given
+              the same frame tensor?, max |Δbox| from a numpy frame (read in another memory order),
               and ms per full search of each (the scanner's with its faster CPU layouts)
   every 1/8   FaceTracker with a full search on every frame, and on every 8th (following faces in
               between): ms per frame, full searches, and max |Δbox| between the two (target: 0)
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from detector.faces import FaceDetector, FaceTracker  # noqa: E402
+from detector.faces import FaceDetector, FaceTracker, _planar  # noqa: E402
 
 SIDE = 300
 
@@ -58,6 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     import skimage.data
     from facenet_pytorch import MTCNN
+    from facenet_pytorch.models.utils.detect_face import detect_face
 
     face = cv2.resize(skimage.data.astronaut(), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
     n = args.frames
@@ -71,12 +73,18 @@ def main() -> int:
         detector = FaceDetector(device)
         stock = MTCNN(keep_all=True, min_face_size=detector.min_face, device=torch.device(device))
         small = cv2.resize(clips["crossing"][n // 3], (640, 360), interpolation=cv2.INTER_AREA)[None]
-        ours, theirs = detector.mtcnn.detect(small), stock.detect(small)
+        (ours, _), = detector.cascade(small, detector.min_face, detector.mtcnn.pnet)
+        theirs = stock.detect(small)[0][0]  # as shipped: a numpy frame, read pixel-interleaved
+        with torch.no_grad():  # facenet-pytorch's cascade given the frame tensor the scanner builds
+            (same_input,), _ = detect_face(_planar(small) if device == "cpu" else small, detector.min_face,
+                                             stock.pnet, stock.rnet, stock.onet, stock.thresholds, stock.factor,
+                                             stock.device)
         timed = {name: clock(device, lambda: [search() for _ in range(10)]) / 10 * 1000 for name, search in
                  (("scanner", lambda: detector.detect([clips["crossing"][n // 3]])),
                   ("stock", lambda: stock.detect(small)))}
-        print(f"\n{device}: the scanner's MTCNN against facenet-pytorch's: max |Δbox| "
-              f"{np.abs(ours[0][0] - theirs[0][0]).max():.2g} px; a full search {timed['scanner']:.1f} ms "
+        print(f"\n{device}: the scanner's MTCNN against facenet-pytorch's: identical given the same frame "
+              f"tensor: {np.array_equal(ours, np.asarray(same_input, np.float32))}; max |Δbox| from a numpy frame "
+              f"{np.abs(ours[:, :4] - theirs).max():.2g} px; a full search {timed['scanner']:.1f} ms "
               f"(scanner's, downscaling included) against {timed['stock']:.1f} ms (stock); "
               f"follows faces: {detector.follows_faces}")
         for name, frames in clips.items():

@@ -7,13 +7,14 @@ faces.
 """
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
-from facenet_pytorch.models.utils.detect_face import detect_face
+from facenet_pytorch.models.utils.detect_face import detect_face, imresample
 
 CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
@@ -85,13 +86,28 @@ class FaceDetector:
         # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
         if min(small.shape[1:3]) < max(12, self.min_face):
             return [[] for _ in images]
-        with torch.inference_mode():
-            boxes, probs, points = self.mtcnn.detect(self._frames(small), landmarks=True)
-        return [_largest(_faces(first_index + offset, *found, scale, (0.0, 0.0), (width, height)))
-                for offset, found in enumerate(zip(boxes, probs, points))]
+        return [_largest(_faces(first_index + offset, found[:, :4], found[:, 4], points, scale, (0.0, 0.0), (width, height)))
+                for offset, (found, points) in enumerate(self.cascade(small, self.min_face, self.mtcnn.pnet))]
 
-    def _frames(self, images: np.ndarray) -> np.ndarray | torch.Tensor:
-        return _planar(images) if self.device == "cpu" else images
+    def cascade(self, small: np.ndarray, min_face: float, pnet: torch.nn.Module,
+                regions: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """facenet-pytorch's MTCNN cascade on N same-sized detection frames (N×H×W×3 uint8): per frame,
+        the detections (K×5: box, probability) and their landmarks (K×5×2), as MTCNN.detect finds them.
+
+        On the CPU the frames go in plane by plane (_planar) and the image pyramid comes from one
+        integral image per frame (_AreaPyramid) instead of PyTorch's area resampling of the whole
+        frame at every level; both give the same numbers, bit for bit, several times faster. With
+        `regions` (for _RegionPNet), only the parts of each level that PNet reads are worked out."""
+        search = detect_face
+        if self.device == "cpu":
+            names = {**detect_face.__globals__, "imresample": _AreaPyramid(small, regions)}
+            search = types.FunctionType(detect_face.__code__, names, detect_face.__name__, detect_face.__defaults__)
+        with torch.inference_mode():
+            found, points = search(_planar(small) if self.device == "cpu" else small, min_face, pnet,
+                                   self.mtcnn.rnet, self.mtcnn.onet, self.mtcnn.thresholds, self.mtcnn.factor,
+                                   self.mtcnn.device)
+        return [(np.asarray(f, np.float32).reshape(-1, 5), np.asarray(p, np.float32).reshape(-1, 5, 2))
+                for f, p in zip(found, points)]
 
     def _detect_size(self, width: int, height: int) -> tuple[float, tuple[int, int]]:
         """The scale and (width, height) at which MTCNN sees a frame: longer side ≤ detect_side."""
@@ -121,11 +137,7 @@ class FaceDetector:
         min_face = self.min_face
         while min_face / self.mtcnn.factor <= min(smallest / 2, *size):
             min_face /= self.mtcnn.factor
-        pnet = _RegionPNet(self.mtcnn.pnet, regions, size)
-        with torch.inference_mode():
-            found, points = detect_face(self._frames(small[None]), min_face, pnet, self.mtcnn.rnet, self.mtcnn.onet,
-                                        self.mtcnn.thresholds, self.mtcnn.factor, self.mtcnn.device)
-        found, points = np.asarray(found[0], np.float32).reshape(-1, 5), np.asarray(points[0], np.float32)
+        (found, points), = self.cascade(small[None], min_face, _RegionPNet(self.mtcnn.pnet, regions, size), regions)
         if any(not any(_inside(box, region) for region in regions) for box in found[:, :4]):
             return None
         return _largest(_faces(index, found[:, :4], found[:, 4], points, scale, (0.0, 0.0), (width, height)))
@@ -144,6 +156,50 @@ class _ChannelsLastPool(torch.nn.Module):
         return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
+class _AreaPyramid:
+    """facenet-pytorch's `imresample` (PyTorch's area interpolation) for MTCNN's image pyramid,
+    worked out from one integral image of each frame instead of from every pixel at every level.
+
+    An output pixel is the mean of its input bin; the frames' pixels are whole numbers, so a bin's
+    sum is exact in int32 (as PyTorch's float32 sum of them is), and dividing it by the bin's height,
+    then by its width, in float32 is what PyTorch's CPU kernel does: the levels are identical, bit
+    for bit (tests/test_tracking.py checks it). Anything but a whole frame (the face boxes of
+    MTCNN's later stages) goes to facenet-pytorch's own function. With `regions` (detection-frame
+    boxes), a level is worked out only where _RegionPNet reads it, and is zero elsewhere."""
+
+    def __init__(self, frames: np.ndarray, regions: list | None = None):
+        self.shape = (len(frames), 3, *frames.shape[1:3])
+        self.integral = np.stack([cv2.integral(frame, sdepth=cv2.CV_32S) for frame in frames])
+        self.regions = regions
+
+    def __call__(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(images.shape) != self.shape:
+            return imresample(images, size)
+        height, width = self.shape[2:]
+        if self.regions is None:
+            return self._means(_bins(height, size[0]), _bins(width, size[1]))
+        level = torch.zeros(len(self.integral), 3, *size)
+        for y0, y1, x0, x1 in _level_windows(self.regions, (width, height), size):
+            level[:, :, y0:y1, x0:x1] = self._means(_bins(height, size[0], y0, y1), _bins(width, size[1], x0, x1))
+        return level
+
+    def _means(self, ys: tuple[np.ndarray, np.ndarray], xs: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        """The mean of every bin (rows ys × columns xs), N×3×len(ys)×len(xs)."""
+        (y0, y1), (x0, x1) = ys, xs
+        rows = self.integral[:, y1] - self.integral[:, y0]
+        means = (rows[:, :, x1] - rows[:, :, x0]).astype(np.float32)
+        means /= (y1 - y0).astype(np.float32)[:, None, None]
+        means /= (x1 - x0).astype(np.float32)[None, :, None]
+        return torch.from_numpy(means).permute(0, 3, 1, 2).contiguous()  # PNet's layout as PyTorch's gives it
+
+
+def _bins(side: int, out: int, first: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of output pixels first..end's input spans, as adaptive average
+    pooling (PyTorch's area interpolation) has them."""
+    i = np.arange(first, out if end is None else end)
+    return i * side // out, -(-(i + 1) * side // out)
+
+
 class _RegionPNet(torch.nn.Module):
     """MTCNN's PNet looking only inside regions (boxes in the detection frame's pixels): elsewhere
     each pyramid level gets probability 0, so no candidates. PNet is convolutions without padding
@@ -158,17 +214,26 @@ class _RegionPNet(torch.nn.Module):
         height, width = level.shape[2:]
         reg = level.new_zeros(len(level), 4, _pnet_cells(height), _pnet_cells(width))
         prob = level.new_zeros(len(level), 2, _pnet_cells(height), _pnet_cells(width))
-        for left, top, right, bottom in self.regions:
-            # the level's scale is about (side - 1) / frame side; 12 pixels more each way take in
-            # every 12×12 window that overlaps the region
-            x0, x1 = _even_span(left * (width - 1) / self.size[0], right * (width - 1) / self.size[0], width)
-            y0, y1 = _even_span(top * (height - 1) / self.size[1], bottom * (height - 1) / self.size[1], height)
-            if x1 - x0 < 12 or y1 - y0 < 12:
-                continue
+        for y0, y1, x0, x1 in _level_windows(self.regions, self.size, (height, width)):
             r, p = self.pnet(level[:, :, y0:y1, x0:x1])
             cells = (slice(None), slice(None), slice(y0 // 2, y0 // 2 + r.shape[2]), slice(x0 // 2, x0 // 2 + r.shape[3]))
             reg[cells], prob[cells] = r, p
         return reg, prob
+
+
+def _level_windows(regions: list, size: tuple[int, int], level: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The parts (y0, y1, x0, x1) of a pyramid level (height, width) that PNet reads for regions
+    given in pixels of the detection frame (`size`, width × height)."""
+    height, width = level
+    windows = []
+    for left, top, right, bottom in regions:
+        # the level's scale is about (side - 1) / frame side; 12 pixels more each way take in
+        # every 12×12 window that overlaps the region
+        x0, x1 = _even_span(left * (width - 1) / size[0], right * (width - 1) / size[0], width)
+        y0, y1 = _even_span(top * (height - 1) / size[1], bottom * (height - 1) / size[1], height)
+        if x1 - x0 >= 12 and y1 - y0 >= 12:
+            windows.append((y0, y1, x0, x1))
+    return windows
 
 
 def _planar(images: np.ndarray) -> torch.Tensor:
