@@ -215,6 +215,7 @@ def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int
 
     ffmpeg's trace_headers filter reads the slice headers without decoding (a few hundredths of a
     second for a 10-s 1080p clip); the samples are chosen exactly as Decoding's select filter will.
+    A long clip's headers are read only until there are clearly more than DROP_LIMIT to drop.
     """
     if info.is_image or info.codec != "h264" or not info.time_base or not _drops_packets():
         return None
@@ -223,9 +224,14 @@ def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, errors="replace")
     packets: list[list] = []  # [pts, referred to by another frame (None: no slice seen)]
-    ref_idc = 0
+    ref_idc, unreferenced = 0, 0
     for line in proc.stderr:
         if m := _PACKET.search(line):
+            unreferenced += bool(packets) and packets[-1][1] is False
+            if unreferenced > DROP_LIMIT + count:  # too many to drop whichever are sampled: stop reading
+                proc.kill()
+                proc.wait()
+                return None
             packets.append([int(m[1]) if m[1] is not None else None, None])
         elif m := _REF_IDC.search(line):
             ref_idc = int(m[1])

@@ -357,6 +357,28 @@ def test_nothing_is_dropped_where_it_cannot_be_foreseen(vid, b_frame_clip, monke
     assert video._needless_packets(b_frame_clip, 32, probe(b_frame_clip)) is None
 
 
+def test_a_long_clips_headers_are_not_read_to_the_end(b_frame_clip, monkeypatch):
+    # Past DROP_LIMIT + samples unreferenced frames nothing can be dropped: ffmpeg is stopped there.
+    import signal
+    import subprocess
+
+    from detector import video
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(video.subprocess, "Popen", popen)
+    monkeypatch.setattr(video, "DROP_LIMIT", 10)
+    assert video._needless_packets(b_frame_clip, 4, probe(b_frame_clip)) is None
+    assert started[-1].returncode == -signal.SIGKILL
+    monkeypatch.setattr(video, "DROP_LIMIT", 1000)
+    assert video._needless_packets(b_frame_clip, 4, probe(b_frame_clip)) is not None
+    assert started[-1].returncode == 0
+
+
 def test_samples_at_other_times_than_foreseen_are_decoded_again_in_full(b_frame_clip, monkeypatch):
     """Should the samples not come out at the foreseen times (an edit list the prediction missed,
     say), the scanner decodes the clip again with every frame, so it never scores other frames."""
