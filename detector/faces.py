@@ -86,8 +86,9 @@ class FaceDetector:
         # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
         if min(small.shape[1:3]) < max(12, self.min_face):
             return [[] for _ in images]
-        return [_largest(_faces(first_index + offset, found[:, :4], found[:, 4], points, scale, (0.0, 0.0), (width, height)))
-                for offset, (found, points) in enumerate(self.cascade(small, self.min_face, self.mtcnn.pnet))]
+        found = self.cascade(small, self.min_face, self.mtcnn.pnet)
+        return [_largest(_faces(first_index + i, boxes[:, :4], boxes[:, 4], points, scale, (0.0, 0.0), (width, height)))
+                for i, (boxes, points) in enumerate(found)]
 
     def cascade(self, small: np.ndarray, min_face: float, pnet: torch.nn.Module,
                 regions: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
