@@ -11,7 +11,8 @@
 #  4. The full run: EfficientNet-Lite0 from ImageNet, head first, then the whole network;
 #     the best epoch by validation AUC is exported.
 #  5. Validation clips, scanned by the real scanner, fit the calibration and the threshold.
-#  6. Test clips (never used for any choice) are scanned and reported; then models/default.
+#  6. Test clips (never used for any choice) are scanned and reported; then models/default
+#     (INSTALL=0 leaves models/default alone: for trying a variant, e.g. EPOCHS=12).
 set -euo pipefail
 DATA=$(realpath "${1:?usage: train_default.sh DATA_DIR [WORK_DIR]}")
 cd "$(dirname "$0")/.."
@@ -46,6 +47,10 @@ $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifes
 $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset test --out "$WORK/default_test" --record
 
+if [ "${INSTALL:-1}" = 0 ]; then
+  echo "INSTALL=0: models/default left as it is; the run is in $WORK/default_run" >&2
+  exit 0
+fi
 mkdir -p models && rm -rf models/default.new
 cp -r "$WORK/default_run/model" models/default.new
 cp "$WORK/default_run/split.csv" "$WORK/default_run/log.csv" "$WORK/default_run/curves.png" \
