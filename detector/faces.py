@@ -97,7 +97,8 @@ class FaceDetector:
 
         On the CPU the frames go in plane by plane (_planar) and the image pyramid comes from one
         integral image per frame (_AreaPyramid) instead of PyTorch's area resampling of the whole
-        frame at every level; both give the same numbers, bit for bit, several times faster. With
+        frame at every level; both give the same numbers, bit for bit (bench/face_stage.py times the
+        whole search against facenet-pytorch's). With
         `regions` (for _RegionPNet), only the parts of each level that PNet reads are worked out."""
         search = detect_face
         if self.device == "cpu":

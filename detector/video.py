@@ -219,24 +219,23 @@ def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int
     """
     if info.is_image or info.codec != "h264" or not info.time_base or not _drops_packets():
         return None
-    proc = subprocess.Popen([ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info", "-i", str(path.absolute()),
-                             "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, errors="replace")
     packets: list[list] = []  # [pts, referred to by another frame (None: no slice seen)]
     ref_idc, unreferenced = 0, 0
-    for line in proc.stderr:
-        if m := _PACKET.search(line):
-            unreferenced += bool(packets) and packets[-1][1] is False
-            if unreferenced > DROP_LIMIT + count:  # too many to drop whichever are sampled: stop reading
-                proc.kill()
-                proc.wait()
-                return None
-            packets.append([int(m[1]) if m[1] is not None else None, None])
-        elif m := _REF_IDC.search(line):
-            ref_idc = int(m[1])
-        elif (m := _NAL_TYPE.search(line)) and packets and int(m[1]) in (1, 5):  # a slice
-            packets[-1][1] = bool(packets[-1][1]) or ref_idc > 0
+    with subprocess.Popen([ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info", "-i", str(path.absolute()),
+                           "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, errors="replace") as proc:
+        for line in proc.stderr:
+            if m := _PACKET.search(line):
+                unreferenced += bool(packets) and packets[-1][1] is False
+                if unreferenced > DROP_LIMIT + count:  # too many to drop whichever are sampled: stop reading
+                    proc.kill()
+                    return None
+                packets.append([int(m[1]) if m[1] is not None else None, None])
+            elif m := _REF_IDC.search(line):
+                ref_idc = int(m[1])
+            elif (m := _NAL_TYPE.search(line)) and packets and int(m[1]) in (1, 5):  # a slice
+                packets[-1][1] = bool(packets[-1][1]) or ref_idc > 0
     if proc.wait() != 0 or not packets or any(pts is None for pts, _ in packets):
         return None
     in_order = sorted(pts for pts, _ in packets)
