@@ -355,8 +355,7 @@ def onnx_threads() -> int:
     override = os.environ.get("DETECTOR_ONNX_THREADS", "")
     if override.isdigit() and int(override) > 0:
         return int(override)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // 2)
+    return max(1, _runtime.cpu_cores() // 2)
 
 
 def _convert(signature, input_name: str) -> bytes:

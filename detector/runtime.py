@@ -51,6 +51,11 @@ def __getattr__(name: str):
     return globals()[name]
 
 
+def cpu_cores() -> int:
+    """The cores this process may use (its CPU affinity, e.g. a container's share), at least 1."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class DeviceError(Exception):
     """A GPU was asked for where TensorFlow and torch do not both see one."""
 
@@ -76,4 +81,4 @@ def _tf_sees_gpu() -> bool:
         return bool(__getattr__("tf").config.list_physical_devices("GPU"))
 
 
-__all__ = ["DeviceError", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)
+__all__ = ["DeviceError", "cpu_cores", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)

@@ -345,6 +345,18 @@ def test_frames_nothing_needs_are_dropped_and_the_samples_are_a_full_decodes(b_f
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(fast, full))
 
 
+def test_one_decoding_thread_gives_ffmpegs_own_choices_frames(b_frame_clip, monkeypatch):
+    # DECODE_THREADS (one on a 2-core machine) against ffmpeg's automatic thread count: the same samples
+    import detector.video as video
+
+    monkeypatch.setattr(video, "DECODE_THREADS", 1)
+    one, _ = decoded(b_frame_clip, 32, drop_needless=False)
+    monkeypatch.setattr(video, "DECODE_THREADS", 0)  # 0: ffmpeg picks
+    auto, _ = decoded(b_frame_clip, 32, drop_needless=False)
+    assert len(one) == len(auto) == 32
+    assert all(a == b and np.array_equal(x, y) for (a, x), (b, y) in zip(one, auto))
+
+
 def test_nothing_is_dropped_where_it_cannot_be_foreseen(vid, b_frame_clip, monkeypatch):
     from detector import video
 
