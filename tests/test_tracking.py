@@ -85,6 +85,22 @@ def test_a_face_leaving_its_search_region_gets_a_full_pass_and_the_same_box(dete
         assert np.abs(np.array(near[0].box) - np.array(everywhere[0].box)).max() < 0.01
 
 
+def test_after_two_failed_near_searches_whole_frames_are_searched_until_the_next_full_pass(
+        detector, astronaut, monkeypatch):
+    # A face jumping 100 px a frame, back and forth: each near search fails and costs a full pass on
+    # top, so after two, frames 3-7 get full passes straight away; frame 8 is a scheduled full pass.
+    frames = [frame_with(astronaut, (20 + 100 * (4 - abs(4 - i % 8)), 100)) for i in range(10)]
+    near_searches = []
+    detect_near = detector.detect_near
+    monkeypatch.setattr(detector, "detect_near", lambda image, index, boxes: near_searches.append(index)
+                        or detect_near(image, index, boxes))
+    tracker = FaceTracker(detector, every=8)
+    tracked = run(tracker, frames)
+    assert near_searches == [1, 2, 9] and tracker.full_passes == 10
+    full = run(FaceTracker(detector, every=1), frames)
+    assert [f[0].box for f in tracked] == [f[0].box for f in full]
+
+
 def test_faster_kernels_leave_mtcnn_exactly_as_facenet_pytorch_ships_it(detector, astronaut):
     # The scanner's channels-last pools and integral-image pyramid against facenet-pytorch's own
     # cascade, given the same frames: the same boxes, probabilities and landmarks, bit for bit.
