@@ -85,8 +85,9 @@ def _passthrough_args() -> list[str]:
 
 def _showinfo_options() -> dict[str, int]:
     """showinfo is read for each kept frame's time only; its checksums (Adler-32, mean and deviation
-    of every plane, about 2 ms a 1080p frame: a tenth of ffmpeg's time on a 1080p clip) are left out
-    where the option exists (FFmpeg 5.0 and later are known to have it)."""
+    of every plane, work over every pixel of every sample) are left out where the option exists
+    (FFmpeg 5.0 and later are known to have it). bench/benchmark.py's decode stage measures the
+    effect, together with DECODE_THREADS."""
     version = _ffmpeg_version()
     return {"checksum": 0} if version is None or version >= (5, 0) else {}
 
@@ -133,8 +134,9 @@ def probe(path: Path) -> VideoInfo:
 SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
 # ffmpeg's decoding threads: a quarter of the cores (at least one). A batch decodes two inputs side
 # by side while their faces are searched for and the model scores, so the cores are busy anyway; on
-# 2 cores one thread each decoded a 1080p clip with less CPU time than ffmpeg's own choice (frame
-# threading's hand-offs cost time when no core is free), the frames bit for bit the same.
+# 2 cores one thread each decodes with less CPU time than ffmpeg's own choice (frame threading's
+# hand-offs cost time when no core is free; bench/benchmark.py's decode stage, README "Speed"), and
+# the frames are bit for bit the same (tests/test_video.py).
 DECODE_THREADS = max(1, cpu_cores() // 4)
 DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p
 # H.264 frames that no other frame refers to (nal_ref_idc 0) and that are not sampled are dropped
