@@ -85,6 +85,18 @@ def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = N
     return metrics
 
 
+def select_videos(data: Path | None, split: Path | None, subset: str) -> list[LabelledVideo]:
+    """The labelled clips of --data, or one side of a training split (found under --data when given:
+    the split names the clips, --data says where they are now)."""
+    if split is None:
+        return read_dataset(data)
+    videos = read_split_sides(split)[subset]
+    if data is not None:
+        names = {v.path.name for v in videos}
+        videos = [v for v in read_dataset(data) if v.path.name in names]
+    return videos
+
+
 def evaluate(model: Model, videos: list[LabelledVideo], out: Path, settings: Settings, device: str = "cpu",
              progress: bool = True) -> dict:
     """Scan the videos, then score the verdicts against their labels; returns the metrics by group."""
@@ -154,13 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.split is None and args.data is None:
         parser.error("give --data, or --split with --subset")
-    if args.split is not None:
-        videos = read_split_sides(args.split)[args.subset]
-        if args.data is not None:  # the split names the clips; --data says where they are now
-            names = {v.path.name for v in videos}
-            videos = [v for v in read_dataset(args.data) if v.path.name in names]
-    else:
-        videos = read_dataset(args.data)
+    videos = select_videos(args.data, args.split, args.subset)
     device = resolve_device(args.device)
     model = Model(args.model, device)
     settings = Settings(frames=args.frames, aggregate=args.aggregate, threshold=args.threshold)

@@ -248,18 +248,24 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
 def format_table(metrics: dict[str, Metrics]) -> str:
     """A fixed-width plain-text table, readable in a terminal and pasteable into a README."""
     header = ["group", "n", "AUC (95% CI)", "log loss", "acc", "bal acc", "EER", "AP"]
-
-    def num(x: float | None) -> str:
-        return "-" if x is None else f"{x:.3f}"
-
-    def auc(m: Metrics) -> str:
-        return num(m.auc) if m.auc_low is None else f"{m.auc:.3f} ({m.auc_low:.2f}–{m.auc_high:.2f})"
-
     body = [
-        [name, str(m.n), auc(m), num(m.log_loss), num(m.accuracy), num(m.balanced_accuracy),
-         num(m.eer), num(m.average_precision)]
+        [name, str(m.n), format_auc(m), format_number(m.log_loss), format_number(m.accuracy),
+         format_number(m.balanced_accuracy), format_number(m.eer), format_number(m.average_precision)]
         for name, m in metrics.items()
     ]
+    return text_table(header, body)
+
+
+def format_number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def format_auc(m: Metrics) -> str:
+    return format_number(m.auc) if m.auc_low is None else f"{m.auc:.3f} ({m.auc_low:.2f}–{m.auc_high:.2f})"
+
+
+def text_table(header: list[str], body: list[list[str]]) -> str:
+    """Columns padded to their widest cell: the first left-aligned, the rest right-aligned."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
