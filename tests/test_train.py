@@ -304,3 +304,24 @@ def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
     assert fit["log_loss_after"] <= fit["log_loss_before"]
     assert Model(model_dir).contract.calibration == calibration
     assert rows[0]["score"] == pytest.approx(calibration(rows[0]["raw"]))
+
+
+def test_training_stops_when_the_network_collapses_or_diverges():
+    """A network that scores every crop alike for COLLAPSE_STEPS batches (dead final activations), or
+    whose loss is no number, stops the run with a reason instead of training on for an hour."""
+    from detector.training.train import COLLAPSE_SPREAD, COLLAPSE_STEPS, TrainingFailed, run_steps
+
+    batches = iter(lambda: (np.zeros((2, 8, 8, 3), np.float32), np.array([0, 1])), None)
+
+    def steps(spreads, losses=None):
+        spreads, losses = iter(spreads), iter(losses or [])
+        return lambda x, y: (next(losses, 0.69), 0.5, next(spreads))
+
+    # a short flat stretch (a batch of near-identical crops) is not a collapse
+    flat = [0.0] * (COLLAPSE_STEPS - 1)
+    loss, accuracy, _ = run_steps(steps([0.1] + flat + [0.1] + flat), batches, 2 * COLLAPSE_STEPS, "epoch 1/1")
+    assert loss == pytest.approx(0.69) and accuracy == 0.5
+    with pytest.raises(TrainingFailed, match=f"collapsed at epoch 1/1, step {COLLAPSE_STEPS + 3}.*--learning-rate"):
+        run_steps(steps([0.2, 0.1, 0.05] + [COLLAPSE_SPREAD / 2] * COLLAPSE_STEPS), batches, 100, "epoch 1/1")
+    with pytest.raises(TrainingFailed, match="diverged at head, step 3: the loss is nan"):
+        run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")

@@ -262,21 +262,45 @@ def step_function(model: keras.Model, optimizer: keras.optimizers.Optimizer, con
             p = model(x, training=True)
             loss = loss_fn(tf.one_hot(y, 2), p)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=tf.int32), y), tf.float32))
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=tf.int32), y), tf.float32))
+        return loss, accuracy, tf.math.reduce_std(p[:, 1])
 
     return step
 
 
+class TrainingFailed(RuntimeError):
+    """The network cannot learn any more in this run: its loss is no number, or it gives every crop
+    the same score."""
+
+
+# A collapsed network scores every crop of a batch the same (its last ReLU6 activations have all died:
+# zero features, zero gradients) and never recovers; the bundled recipe with --seed 2 did that 340
+# steps into its first epoch. A healthy one's scores spread by more than COLLAPSE_SPREAD over a batch.
+COLLAPSE_SPREAD = 1e-4
+COLLAPSE_STEPS = 25  # batches in a row
+
+
 def run_steps(step, batches, n: int, desc: str) -> tuple[float, float, float]:
-    """Train n steps; returns mean loss, mean accuracy and seconds."""
+    """Train n steps; returns mean loss, mean accuracy and seconds. Raises TrainingFailed as soon
+    as the loss is not finite or the network has collapsed, rather than train a dead network on."""
     started = time.perf_counter()
-    losses, accuracies = [], []
+    losses, accuracies, flat = [], [], 0
     bar = tqdm(range(n), desc=desc, file=sys.stderr)
-    for _ in bar:
+    for i in bar:
         x, y = next(batches)
-        loss, accuracy = step(tf.constant(x), tf.constant(y, tf.int32))
-        losses.append(float(loss))
-        accuracies.append(float(accuracy))
+        loss, accuracy, spread = (float(v) for v in step(tf.constant(x), tf.constant(y, tf.int32)))
+        if not np.isfinite(loss):
+            raise TrainingFailed(f"training diverged at {desc}, step {i + 1}: the loss is {loss}. Nothing was exported; "
+                                 "start again with a lower --learning-rate.")
+        flat = flat + 1 if spread < COLLAPSE_SPREAD else 0
+        if flat >= COLLAPSE_STEPS:
+            raise TrainingFailed(
+                f"training collapsed at {desc}, step {i + 1}: for {COLLAPSE_STEPS} batches in a row the network has "
+                "given every crop the same score (its last activations have died), and it cannot recover. Nothing was "
+                "exported. Start again in a new --out (or --resume from the last finished epoch, if there is one) "
+                "with a lower --learning-rate or another --seed.")
+        losses.append(loss)
+        accuracies.append(accuracy)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accuracies[-20:]):.2f}")
     return float(np.mean(losses)), float(np.mean(accuracies)), time.perf_counter() - started
 
