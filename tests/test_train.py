@@ -323,5 +323,7 @@ def test_training_stops_when_the_network_collapses_or_diverges():
     assert loss == pytest.approx(0.69) and accuracy == 0.5
     with pytest.raises(TrainingFailed, match=f"collapsed at epoch 1/1, step {COLLAPSE_STEPS + 3}.*--learning-rate"):
         run_steps(steps([0.2, 0.1, 0.05] + [COLLAPSE_SPREAD / 2] * COLLAPSE_STEPS), batches, 100, "epoch 1/1")
+    singles = iter(lambda: (np.zeros((1, 8, 8, 3), np.float32), np.array([0])), None)  # --batch-size 1
+    run_steps(steps([0.0] * 3 * COLLAPSE_STEPS), singles, 3 * COLLAPSE_STEPS, "epoch 1/1")
     with pytest.raises(TrainingFailed, match="diverged at head, step 3: the loss is nan"):
         run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")

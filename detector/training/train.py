@@ -292,7 +292,7 @@ def run_steps(step, batches, n: int, desc: str) -> tuple[float, float, float]:
         if not np.isfinite(loss):
             raise TrainingFailed(f"training diverged at {desc}, step {i + 1}: the loss is {loss}. Nothing was exported; "
                                  "start again with a lower --learning-rate.")
-        flat = flat + 1 if spread < COLLAPSE_SPREAD else 0
+        flat = flat + 1 if len(x) > 1 and spread < COLLAPSE_SPREAD else 0  # one crop has no spread
         if flat >= COLLAPSE_STEPS:
             raise TrainingFailed(
                 f"training collapsed at {desc}, step {i + 1}: for {COLLAPSE_STEPS} batches in a row the network has "
