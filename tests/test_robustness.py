@@ -48,15 +48,21 @@ def test_degrade_reencodes_once_and_scales_only_down(tmp_path, labelled):
     source = items[0].path
     small = degrade(source, DEGRADATIONS["360p"], tmp_path / "360p")
     assert _probe_height(small) == 360  # 360 lines already: kept
+    tall = face_clip(tmp_path / "tall.mp4", seconds=1.0, size="640x480")
+    assert _probe_height(degrade(tall, DEGRADATIONS["360p"], tmp_path / "360p")) == 360
     heavy = degrade(source, DEGRADATIONS["crf40"], tmp_path / "crf40")
     assert _probe_height(heavy) == 360 and heavy.stat().st_size < source.stat().st_size
     written = heavy.stat().st_mtime_ns
     assert degrade(source, DEGRADATIONS["crf40"], tmp_path / "crf40") == heavy
     assert heavy.stat().st_mtime_ns == written  # reused, not encoded again
     assert [p.name for p in (tmp_path / "crf40").iterdir()] == [heavy.name]  # no partial file left
+    twin = tmp_path / "other" / source.name  # the same file name in another folder is another clip
+    twin.parent.mkdir()
+    ffmpeg("-i", str(items[1].path), "-c", "copy", str(twin))
+    assert degrade(twin, DEGRADATIONS["crf40"], tmp_path / "crf40") != heavy
     with pytest.raises(RuntimeError, match="could not re-encode"):
         degrade(items[-1].path, DEGRADATIONS["crf40"], tmp_path / "crf40")
-    assert [p.name for p in (tmp_path / "crf40").iterdir()] == [heavy.name]
+    assert len(list((tmp_path / "crf40").iterdir())) == 2  # the two clips, no partial file left
 
 
 def test_robustness_compares_each_form_with_the_clips_as_they_are(tmp_path, labelled, brightness_model):

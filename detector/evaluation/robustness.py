@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -81,11 +82,14 @@ class Outcome:
 def degrade(source: Path, degradation: Degradation, folder: Path) -> Path:
     """`source` re-encoded as `degradation` says, into `folder` (reused when already there: it is
     only ever written whole). Raises RuntimeError with ffmpeg's reason when it cannot be."""
-    target = (folder / f"{source.stem}.mp4").absolute()  # the scanner's results name inputs by absolute path
+    # Datasets reuse names across folders (FaceForensics++: Deepfakes/000_003.mp4, Face2Face/000_003.mp4),
+    # so the source's full path picks the name; the scanner's results name inputs by absolute path.
+    tag = hashlib.sha1(str(source.absolute()).encode()).hexdigest()[:10]
+    target = (folder / f"{source.stem}-{tag}.mp4").absolute()
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{source.stem}.{os.getpid()}.partial.mp4"
+    partial = folder / f".{target.stem}.{os.getpid()}.partial.mp4"
     command = [ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:v:0", "-an", "-sn",
                *degradation.ffmpeg_args(), str(partial)]
     proc = subprocess.run(command, capture_output=True, text=True, errors="replace")
