@@ -11,7 +11,9 @@
 #  4. The full run: EfficientNet-Lite0 from ImageNet, head first, then the whole network;
 #     the best epoch by validation AUC is exported.
 #  5. Validation clips, scanned by the real scanner, fit the calibration and the threshold.
-#  6. Test clips (never used for any choice) are scanned and reported; then models/default
+#  6. Test clips (never used for any choice) are scanned and reported.
+#  7. Both sides are scanned again re-encoded four ways (detector.robustness): how far verdicts
+#     move. Then models/default, evaluation included
 #     (INSTALL=0 leaves models/default alone: for trying a variant, e.g. EPOCHS=12).
 set -euo pipefail
 DATA=$(realpath "${1:?usage: train_default.sh DATA_DIR [WORK_DIR]}")
@@ -46,6 +48,10 @@ $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifes
     --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_val" --calibrate
 $PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset test --out "$WORK/default_test" --record
+for side in val test; do  # how re-encoding moves its verdicts (measured only; chooses nothing)
+  $PY -m detector.robustness --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
+      --split "$WORK/default_run/split.csv" --subset "$side" --out "$WORK/default_robust_$side"
+done
 
 if [ "${INSTALL:-1}" = 0 ]; then
   echo "INSTALL=0: models/default left as it is; the run is in $WORK/default_run" >&2
@@ -58,7 +64,8 @@ cp "$WORK/default_run/split.csv" "$WORK/default_run/log.csv" "$WORK/default_run/
 for side in val test; do
   mkdir -p "models/default.new/evaluation/$side"
   cp "$WORK/default_$side/metrics.json" "$WORK/default_$side/predictions.csv" "$WORK/default_$side/roc.png" \
-     "$WORK/default_$side/scores.png" "models/default.new/evaluation/$side/"
+     "$WORK/default_$side/scores.png" "$WORK/default_robust_$side/robustness.json" \
+     "$WORK/default_robust_$side/robustness.csv" "models/default.new/evaluation/$side/"
 done
 rm -rf models/default && mv models/default.new models/default
 echo "models/default updated"
