@@ -7,9 +7,9 @@ Each labelled clip is scanned as it is, then again after each degradation: the w
 re-encoded by ffmpeg's libx264 at a lower quality (a higher CRF), or scaled down to a small
 rendition. The re-encoded clips are written once, atomically, to OUT/<name>/clips/, and every scan
 lands in OUT/<name>/scan/ (OUT/as-is/scan/ for the clips as they are) as the evaluator's do, so an
-interrupted run resumes. Per degradation:
-video AUC with its 95% bootstrap interval, log loss and accuracy at the model's threshold, and how
-far each clip's p_fake moved from its score as it is (mean and largest |Δ|, verdicts that changed).
+interrupted run resumes. Per degradation: video AUC with its 95% bootstrap interval, log loss and
+accuracy at the model's threshold, and how far each clip's p_fake moved from its score as it is
+(mean and largest |Δ|, verdicts that changed).
 OUT/robustness.json holds the table, OUT/robustness.csv every clip's p_fake in each form, and
 OUT/<name>/ the evaluator's full report. It measures and chooses nothing.
 """
@@ -43,7 +43,7 @@ AS_IS = "as-is"
 
 @dataclass(frozen=True)
 class Degradation:
-    """One re-encode: libx264 at `crf` (23 is x264's default; each +6 about halves the bitrate),
+    """One re-encode: libx264 at `crf` (23 is x264's default; higher is lower quality),
     scaled down to `height` lines first where the clip is taller."""
     name: str
     crf: int
