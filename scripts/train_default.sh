@@ -26,6 +26,7 @@ SPLIT=(--val-fraction 0.3 --test-fraction 0.3 --seed 0)
 CROPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_lfw")
 COMMON=(--init imagenet --arch efficientnet-lite0 --batch-size 16 --sbi mix --head-steps 200
         --head-learning-rate 1e-3 --learning-rate 3e-4 --warmup-steps 200 "${SPLIT[@]}")
+if [ -n "${EMA:-}" ]; then COMMON+=(--ema "$EMA"); fi  # a moving average of the weights (a variant, e.g. EMA=0.999)
 
 $PY -m detector.crops --data "$DATA/manifest.csv" --out "$WORK/crops_clips" --frames 48
 $PY -m detector.crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"

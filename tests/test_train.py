@@ -256,7 +256,7 @@ def test_imagenet_fine_tuning_end_to_end_with_a_test_side(tiny_data):
     cmd = [sys.executable, "-m", "detector.train", "--crops", str(out), "--out", str(run), "--init", "imagenet",
            "--head-steps", "2", "--bn", "frozen", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
            "--input-size", "64", "--warmup-steps", "1", "--val-fraction", "0.34", "--test-fraction", "0.34",
-           "--seed", "1"]
+           "--seed", "1", "--ema", "0.9"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with (run / "split.csv").open() as handle:
@@ -266,7 +266,7 @@ def test_imagenet_fine_tuning_end_to_end_with_a_test_side(tiny_data):
     card = json.loads((run / "model" / "model.json").read_text())
     assert "ImageNet" in card["architecture"] and card["config"]["arch"] == "efficientnet-lite0"
     assert card["split"]["test_videos"] == sum(row["split"] == "test" for row in split)
-    assert card["config"]["bn"] == "frozen" and card["config"]["head_steps"] == 2
+    assert card["config"]["bn"] == "frozen" and card["config"]["head_steps"] == 2 and card["config"]["ema"] == 0.9
 
 
 def test_fit_calibration_recovers_a_known_platt_map():
@@ -327,3 +327,37 @@ def test_training_stops_when_the_network_collapses_or_diverges():
     run_steps(steps([0.0] * 3 * COLLAPSE_STEPS), singles, 3 * COLLAPSE_STEPS, "epoch 1/1")
     with pytest.raises(TrainingFailed, match="diverged at head, step 3: the loss is nan"):
         run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")
+
+
+def test_weight_average_follows_the_weights_and_is_what_gets_validated(tmp_path):
+    """--ema: the average is decay·average + (1 − decay)·weights after every step, with the decay
+    ramping up as (1 + n)/(10 + n); applied() lends it to the network and gives the network's own
+    weights back; it is checkpointed with the run."""
+    import tensorflow as tf
+
+    from detector.runtime import keras
+    from detector.training.train import TrainConfig, WeightAverage, make_optimizer, step_function
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Flatten(input_shape=(4, 4, 3)), keras.layers.Dense(2, activation="softmax")])
+    config = TrainConfig(input_size=4, ema=0.2)
+    average = WeightAverage(model, config.ema)
+    average.restart()
+    expected = [w.numpy().copy() for w in model.weights]
+    step = step_function(model, make_optimizer(config, 0.1), config, average)
+    rng = np.random.default_rng(0)
+    for n in range(4):
+        step(tf.constant(rng.random((4, 4, 4, 3), dtype=np.float32)), tf.constant([0, 1, 0, 1], tf.int32))
+        decay = min(0.2, (1 + n) / (10 + n))  # 0.1, then 0.18, then 0.2
+        expected = [decay * e + (1 - decay) * w.numpy() for e, w in zip(expected, model.weights)]
+    own = [w.numpy().copy() for w in model.weights]
+    assert not all(np.allclose(e, w) for e, w in zip(expected, own))
+    with average.applied():
+        assert all(np.allclose(w.numpy(), e, atol=1e-6) for w, e in zip(model.weights, expected))
+    assert all(np.array_equal(w.numpy(), o) for w, o in zip(model.weights, own))
+
+    saved = tf.train.Checkpoint(average=average.state).save(str(tmp_path / "ckpt"))
+    average.restart()
+    tf.train.Checkpoint(average=average.state).restore(saved)
+    assert int(average.state.updates.numpy()) == 4
+    assert all(np.allclose(s.numpy(), e, atol=1e-6) for s, e in zip(average.state.shadows, expected))
