@@ -329,10 +329,10 @@ def test_training_stops_when_the_network_collapses_or_diverges():
         run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")
 
 
-def test_weight_average_follows_the_weights_and_is_what_gets_validated(tmp_path):
+def test_weight_average_follows_the_weights_is_lent_to_the_network_and_checkpointed(tmp_path):
     """--ema: the average is decay·average + (1 − decay)·weights after every step, with the decay
-    ramping up as (1 + n)/(10 + n); applied() lends it to the network and gives the network's own
-    weights back; it is checkpointed with the run."""
+    ramping up as (1 + n)/(10 + n); applied() (what train() validates and saves under) lends it to
+    the network and gives the network's own weights back; it round-trips through a checkpoint."""
     import tensorflow as tf
 
     from detector.runtime import keras
@@ -348,7 +348,7 @@ def test_weight_average_follows_the_weights_and_is_what_gets_validated(tmp_path)
     rng = np.random.default_rng(0)
     for n in range(4):
         step(tf.constant(rng.random((4, 4, 4, 3), dtype=np.float32)), tf.constant([0, 1, 0, 1], tf.int32))
-        decay = min(0.2, (1 + n) / (10 + n))  # 0.1, then 0.18, then 0.2
+        decay = min(0.2, (1 + n) / (10 + n))  # 0.1, 0.18, then 0.2 (capped)
         expected = [decay * e + (1 - decay) * w.numpy() for e, w in zip(expected, model.weights)]
     own = [w.numpy().copy() for w in model.weights]
     assert not all(np.allclose(e, w) for e, w in zip(expected, own))
