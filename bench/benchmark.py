@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -87,8 +88,8 @@ def main() -> int:
     CACHE.mkdir(exist_ok=True)
     clip = args.clip.resolve() if args.clip else make_clip(CACHE / "face_1080p30_10s.mp4")
     model, note = pick_model(args.model)
-    print(f"clip:  {clip}\nmodel: {model} ({note})\nload:  {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
-          f"{os.getloadavg()[2]:.2f} (1/5/15 min) on {os.cpu_count()} cores", flush=True)
+    print(f"clip:  {clip}\nmodel: {model} ({note})\ncpu:   {cpu_name()}\nload:  {os.getloadavg()[0]:.2f} "
+          f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min) on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         if args.folder_clips:
@@ -101,7 +102,7 @@ def main() -> int:
         result = json.loads(out.read_text())
         result["command_line_seconds"] = command_line(clip, model, Path(tmp) / "cli", args)
     result.update(clip=str(clip), model=str(model), model_note=note,
-                  load_after=[round(v, 2) for v in os.getloadavg()], cores=os.cpu_count())
+                  load_after=[round(v, 2) for v in os.getloadavg()], cores=os.cpu_count(), cpu=cpu_name())
     print_table(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -291,7 +292,7 @@ def _worker(args: argparse.Namespace) -> int:
         "peak_rss_together_bytes": max(watch.peak_total, self_rss),
         "n_frames": measured[-1]["n_frames"], "n_faces": measured[-1]["n_faces"],
         "n_tracks": measured[-1]["n_tracks"], "p_fake": measured[-1]["p_fake"],
-        "torch_threads": torch.get_num_threads(), "runtime": scanner.model.runtime, "detect_every": args.detect_every, "fast_decode": args.fast_decode,
+        "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "runtime": scanner.model.runtime, "detect_every": args.detect_every, "fast_decode": args.fast_decode,
         "batch": batch, "folder": folder,
         "runs_detail": runs, "frame_times": times, "boxes": faces,
     }
@@ -381,6 +382,16 @@ def results_scaling(total: int, sample: int = 300) -> int:
     return 0
 
 
+def cpu_name() -> str:
+    """The processor's model name: the same code runs at very different speeds on different
+    machines (README "Speed"), so every figure says which one made it."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def print_table(r: dict) -> None:
     gb = 1 << 30
     total = r["median_seconds"]
@@ -400,6 +411,7 @@ def print_table(r: dict) -> None:
     if f := r["folder"]:
         print(f"720p folder {f['clips_per_minute']:.1f} clips/min ({f['clips']} clips in {f['seconds']:.1f} s, with the "
               f"report; target ≥ {TARGET_CLIPS_PER_MINUTE}: {'met' if f['clips_per_minute'] >= TARGET_CLIPS_PER_MINUTE else 'MISSED'})")
+    print(f"cpu         {r['cpu']} ({r['cores']} cores, PyTorch kernels {r['cpu_capability']})")
     print(f"runtime {r['runtime']}, --detect-every {r['detect_every']}{', --fast-decode' if r['fast_decode'] else ''}")
     rss, ff, both = r["peak_rss_bytes"] / gb, r["peak_rss_ffmpeg_bytes"] / gb, r["peak_rss_together_bytes"] / gb
     print(f"peak RSS    scanner {rss:.2f} GB, ffmpeg {ff:.2f} GB, both at once {both:.2f} GB "
