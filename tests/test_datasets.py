@@ -17,6 +17,7 @@ from detector.training.datasets import (
     read_folders,
     read_manifest,
     read_split,
+    source_scene,
     split_by_identity,
     write_split,
 )
@@ -82,6 +83,22 @@ def test_faceforensics_labels_methods_identities(ffpp: Path) -> None:
     reals = [v for v in videos if v.label == 0]
     assert len(reals) == 4 and all(v.method == "real" for v in reals)
     assert {v.identities for v in reals if v.path.name == "183.mp4"} == {("ff:183",)}
+
+
+@pytest.mark.parametrize(("stem", "label", "scene"), [
+    ("183", 0, "ff:183"),
+    ("FFPP__repo__Deepfakes__183_253", 1, "ff:183"),  # 253's face in 183's video
+    ("183_253", 0, None),  # a real clip is not named like a fake
+    ("FFPP__repo__fake__000", 1, None),  # a fake that does not name its source
+    ("FaceForensics__actors__01__talking_against_wall", 0, "dfd:01__talking_against_wall"),
+    ("DeepFakeDetection__" + DFD_FAKE[:-4], 1, "dfd:01__talking_against_wall"),
+    ("01_11__kitchen_pan__ABCD1234", 1, "dfd:01__kitchen_pan"),  # another scene of the same actor
+    ("id0_0000", 0, "celeb:id0_0000"),
+    ("id0_id16_0000", 1, "celeb:id0_0000"),
+    ("OTHER__repo__driving__d9", 0, None),
+])
+def test_source_scene_pairs_a_fake_with_its_own_original(stem: str, label: int, scene: str | None) -> None:
+    assert source_scene(stem, label) == scene
 
 
 def test_celebdf_and_official_test_list(tmp_path: Path) -> None:

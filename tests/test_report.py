@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from detector.evaluation.report import Metrics, compute_metrics, format_table, grouped_metrics, pick_threshold, write_report
+from detector.evaluation.report import (
+    Metrics,
+    compute_metrics,
+    format_table,
+    grouped_metrics,
+    paired_ranking,
+    pick_threshold,
+    write_report,
+)
 
 # Running example: two reals (0.1, 0.4) and two fakes (0.35, 0.8).
 LABELS = [0, 0, 1, 1]
@@ -119,6 +127,21 @@ def test_grouped_metrics_keeps_mixed_groups_to_their_own_members() -> None:
 def test_grouped_metrics_rejects_reserved_name() -> None:
     with pytest.raises(ValueError):
         grouped_metrics([0, 1], [0.1, 0.9], ["all", "x"], threshold=0.5)
+
+
+def test_paired_ranking_compares_each_fake_with_the_reals_of_its_own_scene_only() -> None:
+    rows = [
+        {"label": 0, "score": 0.9, "scene": "ff:1"}, {"label": 0, "score": 0.5, "scene": "ff:1"},  # two copies
+        {"label": 1, "score": 0.95, "scene": "ff:1"},  # above both
+        {"label": 1, "score": 0.5, "scene": "ff:1"},  # below one, tied with the other: 0.5
+        {"label": 0, "score": 0.1, "scene": "ff:2"}, {"label": 1, "score": 0.2, "scene": "ff:2"},
+        {"label": 1, "score": 0.99, "scene": "ff:3"},  # its original is not in the set
+        {"label": 1, "score": 0.0, "scene": None}, {"label": 0, "score": None, "scene": "ff:2"},  # unscored
+    ]
+    assert paired_ranking(rows) == {"pairs": 5, "fake_above": 3.5, "auc": 0.7, "scenes": 2}
+    # the plain AUC also ranks scene 2's fake against scene 1's reals: 5.5 of 9 pairs
+    assert compute_metrics([r["label"] for r in rows[:6]], [r["score"] for r in rows[:6]], 0.5).auc == 5.5 / 9
+    assert paired_ranking([r for r in rows if r["scene"] != "ff:1" and r["scene"] != "ff:2"]) is None
 
 
 def test_pick_threshold_prefers_the_tie_closest_to_half() -> None:

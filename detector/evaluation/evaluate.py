@@ -5,7 +5,9 @@
 Every clip goes through the same stages and defaults as `app.py` (its results land in
 OUT/scan/, so an interrupted evaluation resumes), then video-level metrics are computed overall,
 per manipulation method and per dataset: ROC AUC with a 95% bootstrap interval, log loss,
-accuracy and balanced accuracy at the model's threshold, equal error rate and average precision.
+accuracy and balanced accuracy at the model's threshold, equal error rate and average precision;
+and, where a fake's own original is among the clips (by FaceForensics++-style names), how often
+the fake outscores it.
 
 `--calibrate` (on validation clips) fits a Platt scaling of the video score and picks the
 threshold on the calibrated scores, and writes both into the model's model.json: from then on
@@ -30,6 +32,7 @@ from detector.evaluation.report import (
     compute_metrics,
     format_table,
     grouped_metrics,
+    paired_ranking,
     pick_threshold,
     write_report,
 )
@@ -44,6 +47,7 @@ from detector.training.datasets import (
     LabelledVideo,
     read_dataset,
     read_split_sides,
+    source_scene,
 )
 
 
@@ -62,7 +66,8 @@ def scan_labelled(model: Model, videos: list[LabelledVideo], out: Path, settings
         if row.status == "ok":
             raw = json.loads((results.folder / row.details).read_text())["verdict"].get("p_raw", row.p_fake)
         rows.append({"path": str(video.path), "label": video.label, "score": row.p_fake, "raw": raw,
-                     "group": video.method, "dataset": video.dataset, "status": row.status,
+                     "group": video.method, "dataset": video.dataset,
+                     "scene": source_scene(video.path.stem, video.label), "status": row.status,
                      "predicted": row.label, "error": row.error})
     return rows
 
@@ -80,6 +85,8 @@ def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = N
     if 0 < sum(labels) < len(labels):
         raw = compute_metrics(labels, [r["raw"] for r in scored], threshold)
         extra = {**(extra or {}), "uncalibrated": {"log_loss": raw.log_loss, "auc": raw.auc}}
+    if paired := paired_ranking(scored):
+        extra = {**(extra or {}), "paired": paired}
     # Rows that could not be scored are listed but carry no score; the plots skip them.
     write_report(out, scored + [r for r in rows if r["status"] != "ok"], metrics, extra)
     return metrics
@@ -181,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(written to {args.model / 'model.json'})", file=sys.stderr)
     metrics = report(rows, args.out, threshold, extra)
     print(format_table(metrics))
+    if paired := paired_ranking([r for r in rows if r["status"] == "ok"]):
+        print(f"fakes above the real clip of their own scene: {paired['fake_above']:g} of {paired['pairs']} pairs "
+              f"({paired['scenes']} scenes; AUC over these pairs {paired['auc']:.3f})")
     if args.record:
         record_in_card(args.model, metrics, command)
     print(f"report: {args.out}/metrics.json, predictions.csv, roc.png, scores.png", file=sys.stderr)

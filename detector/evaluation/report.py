@@ -145,6 +145,30 @@ def grouped_metrics(
     return {name: compute_metrics(y[m], s[m], threshold) for name, m in _group_masks(y, groups).items()}
 
 
+def paired_ranking(rows: Sequence[dict]) -> dict | None:
+    """How often a fake outscores the real clip of its own scene (rows with the same "scene"; ties
+    count half): the AUC over those pairs alone. None where no scene has both.
+
+    A plain AUC also ranks one scene's fakes against another scene's originals, so a scene whose
+    real clip scores high pulls it down however well its own fakes are told from it; the two
+    figures side by side say which of the two limits a model.
+    """
+    reals: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("scene") and r["score"] is not None and not r["label"]:
+            reals.setdefault(r["scene"], []).append(float(r["score"]))
+    pairs, above, scenes = 0, 0.0, set()
+    for r in rows:
+        if r.get("scene") in reals and r["score"] is not None and r["label"]:
+            scenes.add(r["scene"])
+            for real in reals[r["scene"]]:
+                pairs += 1
+                above += 1.0 if r["score"] > real else 0.5 if r["score"] == real else 0.0
+    if not pairs:
+        return None
+    return {"pairs": pairs, "fake_above": above, "auc": above / pairs, "scenes": len(scenes)}
+
+
 def pick_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
     """The threshold that maximises balanced accuracy on validation data.
 

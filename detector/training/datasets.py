@@ -44,6 +44,7 @@ class LabelledVideo:
 _FF_NAME = re.compile(r"(\d+)(?:_(\d+))?")  # 183 (original) or 183_253 (target_source)
 _DFD_FAKE = re.compile(r"(\d{2})_(\d{2})__[a-z][a-z0-9_]*__[A-Z0-9]+")  # 01_11__scene__CODE
 _DFD_REAL = re.compile(r"(\d{2})__[a-z][a-z0-9_]*")  # 01__scene
+_CELEB_NAME = re.compile(r"(id\d+)_(?:(id\d+)_)?(\d{4})")  # id0_0000 (real) or id0_id16_0000 (synthesis)
 
 
 def _name_identities(stem: str) -> tuple[str, ...]:
@@ -60,6 +61,28 @@ def _name_identities(stem: str) -> tuple[str, ...]:
     if match := _DFD_REAL.fullmatch("__".join(tokens[-2:])):
         return (f"dfd:{match.group(1)}",)
     return (stem,)
+
+
+def source_scene(stem: str, label: int) -> str | None:
+    """The original recording a clip is, or was made from, read from its FaceForensics++,
+    DeepFakeDetection or Celeb-DF name; None where the name does not say.
+
+    `183` and the fake `183_253` (253's face put into 183's video) are scene ff:183;
+    `01__talking_against_wall` and `01_11__talking_against_wall__CODE` are one scene, as are
+    `id0_0000` and `id0_id16_0000`. A fake must name its source too: a fake called `000` alone
+    does not say which recording it was made from. Evaluation pairs each fake with its own
+    original this way (report.paired_ranking).
+    """
+    tokens = stem.split("__")
+    if (match := _FF_NAME.fullmatch(tokens[-1])) and (match.group(2) is not None) == bool(label):
+        return f"ff:{match.group(1)}"
+    if label and (match := _DFD_FAKE.fullmatch("__".join(tokens[-3:]))):
+        return f"dfd:{match.group(1)}__{tokens[-2]}"
+    if not label and (match := _DFD_REAL.fullmatch("__".join(tokens[-2:]))):
+        return f"dfd:{match.group(1)}__{tokens[-1]}"
+    if (match := _CELEB_NAME.fullmatch(tokens[-1])) and (match.group(2) is not None) == bool(label):
+        return f"celeb:{match.group(1)}_{match.group(3)}"
+    return None
 
 
 def _celeb_identities(stem: str) -> tuple[str, ...]:
