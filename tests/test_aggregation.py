@@ -47,6 +47,19 @@ def test_passer_by_tracks_are_ignored_by_track_max_only():
     assert aggregate(scores, tracks, n_frames, 0.5, "mean").p_fake == pytest.approx(scores.mean())
 
 
+def test_a_small_deciding_face_is_named_in_the_reason_and_the_verdict_stands():
+    scores, tracks = np.array([0.3] * 10 + [0.8] * 10), [0] * 10 + [1] * 10
+    sides = [220.0] * 10 + [70.0] * 10
+    v = aggregate(scores, tracks, 10, 0.5, sides=sides)
+    assert v.p_fake == pytest.approx(0.8) and v.label == "FAKE"
+    assert [t.face_side for t in v.tracks] == [220.0, 70.0]
+    assert "a small face (about 70 px against the largest track's 220)" in v.reason
+    # the large face deciding, or two faces of like size: nothing to say
+    assert "small face" not in aggregate(scores[::-1], tracks, 10, 0.5, sides=sides).reason
+    assert "small face" not in aggregate(scores, tracks, 10, 0.5, sides=[220.0] * 10 + [120.0] * 10).reason
+    assert aggregate(scores, tracks, 10, 0.5).tracks[0].face_side is None
+
+
 def test_short_clip_where_every_track_is_short_still_has_a_verdict():
     # 40 frames asked for but only 2 crops, of one face: that face is all there is
     v = aggregate(np.array([0.7, 0.8]), [3, 3], 40, 0.5)

@@ -60,6 +60,8 @@ def test_scan_result_is_frozen_and_typed(scanner, small_clip):
     scores = [face.p_fake for frame in result.frames for face in frame.faces]
     assert result.p_fake == pytest.approx(np.mean(scores), abs=1e-5)
     assert result.tracks[0].n_crops == FRAMES and result.tracks[0].counted
+    sides = [max(x2 - x1, y2 - y1) for frame in result.frames for x1, y1, x2, y2 in (f.box for f in frame.faces)]
+    assert result.tracks[0].face_side == pytest.approx(np.median(sides), abs=0.01)  # boxes are rounded to 0.001
 
 
 def test_scan_many_keeps_order_and_never_raises(scanner, small_clip, tmp_path):

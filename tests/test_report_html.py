@@ -227,6 +227,8 @@ def test_an_input_page_shows_its_crops_timeline_and_heatmaps(scanned):
     assert dom.find("line", **{"class": "threshold"})
     verdict = " ".join("".join(e[2]) for e in dom.elements if e[0] == "span")
     assert re.search(r"p_fake 0\.\d{3} — mean of 6 crops of the one face track; .* threshold 0\.500 → (FAKE|REAL)", verdict)
+    heading = "".join("".join(e[2]) for e in dom.find("h3") if "".join(e[2]).startswith("Face track"))
+    assert re.fullmatch(r"Face track 0: 6 crops, mean p_fake 0\.\d{3}, faces about \d+ px", heading)
 
 
 @browser

@@ -205,7 +205,8 @@ var REPORT = (function () {
     data.tracks.forEach(function (track) {
       var box = el("section", {"class": "track", "data-track": track.track});
       box.appendChild(el("h3", {}, "Face track " + track.track + ": " + track.n_crops + " crops, mean p_fake " +
-                         fixed(track.p_fake, 3) + (track.counted ? "" : " (seen too briefly: not counted)")));
+                         fixed(track.p_fake, 3) + (track.face_side ? ", faces about " + Math.round(track.face_side) + " px" : "") +
+                         (track.counted ? "" : " (seen too briefly: not counted)")));
       var strip = el("div", {"class": "strip"});
       track.crops.forEach(function (c) { strip.appendChild(figure(c, "", "face crop")); });
       if (track.crops.length < track.n_crops) strip.appendChild(el("p", {}, "(most and least suspicious " + track.crops.length + " of " + track.n_crops + ")"));
