@@ -292,7 +292,8 @@ def _worker(args: argparse.Namespace) -> int:
         "peak_rss_together_bytes": max(watch.peak_total, self_rss),
         "n_frames": measured[-1]["n_frames"], "n_faces": measured[-1]["n_faces"],
         "n_tracks": measured[-1]["n_tracks"], "p_fake": measured[-1]["p_fake"],
-        "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "runtime": scanner.model.runtime, "detect_every": args.detect_every, "fast_decode": args.fast_decode,
+        "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "runtime": scanner.model.runtime, "detect_every": args.detect_every, "fast_decode": args.fast_decode,
         "batch": batch, "folder": folder,
         "runs_detail": runs, "frame_times": times, "boxes": faces,
     }
