@@ -65,7 +65,7 @@ TARGET_SECONDS, TARGET_BATCH_SECONDS, TARGET_RSS_GB, TARGET_CLIPS_PER_MINUTE = 3
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="SavedModel folder (default: models/default, else an untrained Lite0)")
-    parser.add_argument("--runs", type=int, default=5, help="measured scans after one warm-up (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="measured scans after one warm-up (default 5, at least 2)")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32, the product's)")
     parser.add_argument("--clip", type=Path, help="scan this video instead of the generated 1080p clip")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -79,6 +79,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the large results folder (default 100000)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: measure, write JSON here
     args = parser.parse_args()
+    if args.runs < 2 and not args.results_only:
+        parser.error("--runs must be at least 2: the batch measure needs a gap between two results after the "
+                     "first pair")
     sys.path.insert(0, str(ROOT))
     if args.worker:
         return _worker(args)
