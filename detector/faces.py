@@ -43,6 +43,12 @@ class Face:
     prob: float
     landmarks: np.ndarray = field(repr=False)  # 5×2: eyes, nose, mouth corners (full resolution)
 
+    @property
+    def side(self) -> float:
+        """The box's longer side: what a crop is cut around, and a face's size in the verdict."""
+        x1, y1, x2, y2 = self.box
+        return max(x2 - x1, y2 - y1)
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -332,7 +338,7 @@ def crop_face(image: np.ndarray, face: Face, size: int, margin: float = CROP_MAR
     avoids aliasing, cubic when enlarging a small face.
     """
     x1, y1, x2, y2 = face.box
-    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    side = face.side * (1.0 + margin)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
     side_px = max(1, int(round(side)))

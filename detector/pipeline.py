@@ -310,9 +310,9 @@ class Scanner:
             if not found.crops:
                 return dict(status="no_face", error=f"no face found in {len(found.times)} sampled frame(s)",
                             frames=frames, video=found.info)
-            sides = [max(c.face.box[2] - c.face.box[0], c.face.box[3] - c.face.box[1]) for c in found.crops]
             verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
-                                self.settings.aggregate, self.model.contract.calibration, sides)
+                                self.settings.aggregate, self.model.contract.calibration,
+                                [c.face.side for c in found.crops])
         evidence = collect([c.image for c in found.crops], scores, found.tracks, self.explainer if explain else None)
         return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
                     tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)

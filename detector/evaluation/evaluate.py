@@ -72,8 +72,10 @@ def scan_labelled(model: Model, videos: list[LabelledVideo], out: Path, settings
     return rows
 
 
-def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = None) -> dict:
-    """Metrics overall, per method and per dataset; writes the report files; returns the metrics."""
+def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = None) -> tuple[dict, dict]:
+    """Metrics overall, per method and per dataset; writes the report files; returns the metrics
+    and what metrics.json holds beside them (`extra` with the uncalibrated scores' figures and the
+    own-original pairs where there are any)."""
     scored = [r for r in rows if r["status"] == "ok"]
     if not scored:
         raise ValueError("no clip could be scored (no faces found or unreadable): nothing to evaluate")
@@ -89,7 +91,7 @@ def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = N
         extra = {**(extra or {}), "paired": paired}
     # Rows that could not be scored are listed but carry no score; the plots skip them.
     write_report(out, scored + [r for r in rows if r["status"] != "ok"], metrics, extra)
-    return metrics
+    return metrics, extra or {}
 
 
 def select_videos(data: Path | None, split: Path | None, subset: str) -> list[LabelledVideo]:
@@ -108,7 +110,7 @@ def evaluate(model: Model, videos: list[LabelledVideo], out: Path, settings: Set
              progress: bool = True) -> dict:
     """Scan the videos, then score the verdicts against their labels; returns the metrics by group."""
     rows = scan_labelled(model, videos, out, settings, device, progress)
-    return report(rows, out, settings.threshold_for(model))
+    return report(rows, out, settings.threshold_for(model))[0]
 
 
 def fit_calibration(labels: list[int], raw: list[float]) -> Calibration:
@@ -186,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration: scale {calibration.scale:.3f}, bias {calibration.bias:.3f}; log loss "
               f"{fit['log_loss_before']:.3f} → {fit['log_loss_after']:.3f}; threshold {threshold:.3f} "
               f"(written to {args.model / 'model.json'})", file=sys.stderr)
-    metrics = report(rows, args.out, threshold, extra)
+    metrics, extra = report(rows, args.out, threshold, extra)
     print(format_table(metrics))
-    if paired := paired_ranking([r for r in rows if r["status"] == "ok"]):
+    if paired := extra.get("paired"):
         print(f"fakes above the real clip of their own scene: {paired['fake_above']:g} of {paired['pairs']} pairs "
               f"({paired['scenes']} scenes; AUC over these pairs {paired['auc']:.3f})")
     if args.record:

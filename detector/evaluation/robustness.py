@@ -124,7 +124,7 @@ def compare(name: str, rows: list[dict], as_is: list[dict], threshold: float, ou
     """Metrics of one form of the clips (its evaluator's report written to `out`), and how its
     scores moved from the as-is ones (rows in the same order)."""
     scored = [r for r in rows if r["status"] == "ok"]
-    metrics = report(rows, out, threshold)["all"] if scored else None
+    metrics = report(rows, out, threshold)[0]["all"] if scored else None
     both = [(r, a) for r, a in zip(rows, as_is) if r["status"] == "ok" and a["status"] == "ok"]
     deltas = [abs(r["score"] - a["score"]) for r, a in both]
     return Outcome(
