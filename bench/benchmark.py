@@ -132,7 +132,7 @@ def make_clip(path: Path) -> Path:
     """10 s of 1080p30 H.264 (libx264 default preset): the astronaut photo, full frame height (face
     about 270 px), drifting over the moving testsrc2 pattern."""
     if not path.exists():
-        from detector.synthetic import face_clip
+        from tests.synthetic import face_clip
 
         partial = path.with_name("partial_" + path.name)
         face_clip(partial, seconds=10, size="1920x1080", fps=30, face=1.0, extra=("-an",), background="testsrc2")
@@ -146,7 +146,7 @@ FOLDER_KINDS = (("testsrc2", 1.0), ("testsrc2", 0.6), ("color=c=gray", 0.8))  # 
 def make_folder(folder: Path, count: int) -> Path:
     """`count` 10-s 720p30 H.264 clips, three kinds (busy or plain background, face 60–100% of the
     frame height), made once and cached."""
-    from detector.synthetic import face_clip
+    from tests.synthetic import face_clip
 
     folder.mkdir(exist_ok=True)
     for i in range(count):
@@ -214,7 +214,7 @@ class RssWatch:
     def __init__(self):
         import threading
 
-        from detector import video
+        from detector.scan import video
 
         self.pids: list[int] = []
         self.peak_total = self.peak_child = 0
@@ -308,7 +308,7 @@ def _batch(scanner, clip: Path, count: int) -> dict:
     """The clip `count` times through scan_many: seconds between one result and the next, from
     the end of the first group of inputs worked on together (FACE_WORKERS), so that a batch whose
     results come in pairs is measured over whole pairs."""
-    from detector.pipeline import FACE_WORKERS
+    from detector.scan.scanner import FACE_WORKERS
 
     arrivals, cpu = [time.perf_counter()], [_cpu()]
     for result in scanner.scan_many([clip] * count):
@@ -348,7 +348,7 @@ def results_scaling(total: int, sample: int = 300) -> int:
     """Time appending one row to results.csv at 1,000 rows and at `total` rows (synthetic rows,
     no model): the cost must not grow with the folder."""
     from detector.files import atomic_write, csv_text
-    from detector.results import COLUMNS, ResultsFolder, Row
+    from detector.output.results import COLUMNS, ResultsFolder, Row
 
     def row(i: int) -> Row:
         return Row(path=f"/data/videos/batch_{i // 1000:04d}/clip_{i:07d}.mp4", status="ok", label="REAL",
@@ -388,7 +388,7 @@ def results_scaling(total: int, sample: int = 300) -> int:
 
 def cpu_name() -> str:
     """The processor's model name: the same code runs at very different speeds on different
-    machines (README "Speed"), so every figure says which one made it."""
+    machines (docs/speed.md), so every figure says which one made it."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 
 def clip_paths(source: Path, limit: int | None = None) -> list[Path]:
-    from detector.pipeline import find_inputs
-    from detector.training.datasets import read_dataset
+    from detector.scan.scanner import find_inputs
+    from detector.data.datasets import read_dataset
 
     if source.suffix.lower() == ".csv":
         paths = [item.path for item in read_dataset(source)]

@@ -29,8 +29,8 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from clips import clip_paths
-    from detector.pipeline import _same_times
-    from detector.video import Decoding, VideoError, probe
+    from detector.scan.scanner import _same_times
+    from detector.scan.video import Decoding, VideoError, probe
 
     paths = clip_paths(args.clips, args.limit)
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from detector.faces import FaceDetector, FaceTracker, _planar  # noqa: E402
+from detector.scan.faces import FaceDetector, _planar  # noqa: E402
+from detector.scan.tracking import FaceTracker  # noqa: E402
 
 SIDE = 300
 

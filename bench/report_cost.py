@@ -4,7 +4,7 @@
 
 Scans bench/benchmark.py's 10-s 1080p clip with the real scanner (one warm-up, --runs measured)
 and times the report's two parts for the same input: making its evidence (the thumbnails,
-detector.evidence.collect, part of Scanner.scan) and HtmlReport.add (writing the thumbnails, the
+detector.scan.evidence.collect, part of Scanner.scan) and HtmlReport.add (writing the thumbnails, the
 input's page, its row chunk and the summary), the latter into a report of 1 and of --rows inputs.
 Then --explain's heat-maps for the same crops (after one call that builds the explainer).
 """
@@ -35,10 +35,10 @@ def main() -> int:
     from benchmark import CACHE, make_clip, pick_model
 
     import detector
-    from detector.evidence import collect
-    from detector.report_html import HtmlReport
-    from detector.results import ResultsFolder, Row
-    from detector.writers import get_writer
+    from detector.scan.evidence import collect
+    from detector.output.html_report import HtmlReport
+    from detector.output.results import ResultsFolder, Row
+    from detector.output.writers import get_writer
 
     CACHE.mkdir(parents=True, exist_ok=True)
     clip = make_clip(CACHE / "face_1080p30_10s.mp4")
@@ -82,7 +82,7 @@ def main() -> int:
 
 def _crops(scanner, clip: Path) -> list:
     """The clip's face crops, as the scanner made them (its front half, run again)."""
-    from detector.pipeline import extract_faces
+    from detector.scan.scanner import extract_faces
 
     return [c.image for c in extract_faces(clip, scanner.detector, scanner.settings.frames, scanner.model.input_size).crops]
 

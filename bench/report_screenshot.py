@@ -25,8 +25,8 @@ def main() -> int:
     from PIL import Image
 
     from detector import cli
-    from detector.report_html import input_id
-    from detector.synthetic import face_clip
+    from detector.output.html_report import input_id
+    from tests.synthetic import face_clip
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

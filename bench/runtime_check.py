@@ -7,7 +7,7 @@ The crops are cut by the scanner's own stages (frames sampled, MTCNN, crop_face 
 input size) from a video or from the videos and images in a folder, up to --crops of them; without
 --input they are --crops seeded random crops. Each runtime scores them once after a warm-up batch,
 in batches of 16 as the scanner does; it prints crops/s for each and the largest |Δ p(fake)|.
-Everything runs on the CPU; the ONNX model is converted on first use and cached (see README, "Models").
+Everything runs on the CPU; the ONNX model is converted on first use and cached (see docs/how-it-works.md, "Models").
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.runtime import resolve_device  # noqa: E402  (torch before TensorFlow)
-from detector.model import DEFAULT_MODEL_DIR, Model, ModelError, onnx_threads  # noqa: E402
+from detector.scan.model import DEFAULT_MODEL_DIR, Model, ModelError  # noqa: E402
+from detector.scan.onnx import onnx_threads  # noqa: E402
 
 BATCH = 16
 
@@ -77,8 +78,8 @@ def random_crops(n: int, size: int) -> tuple[np.ndarray, str]:
 
 def face_crops(source: Path, n: int, frames: int, size: int) -> tuple[np.ndarray, str]:
     """Up to n face crops from the inputs under `source`, cut as the scanner cuts them."""
-    from detector.faces import FaceDetector
-    from detector.pipeline import extract_faces, find_inputs
+    from detector.scan.faces import FaceDetector
+    from detector.scan.scanner import extract_faces, find_inputs
 
     detector, crops = FaceDetector("cpu"), []
     for path in find_inputs(source).paths:

@@ -17,16 +17,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.faces import DETECT_EVERY, FaceDetector
-from detector.model import DEFAULT_MODEL_DIR, Model, ModelError
-from detector.pipeline import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
-from detector.report_html import HtmlReport
-from detector.results import ResultsFolder, Row
+from detector.scan.faces import FaceDetector
+from detector.scan.tracking import DETECT_EVERY
+from detector.scan.model import DEFAULT_MODEL_DIR, Model, ModelError
+from detector.scan.scanner import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
+from detector.scan.status import Status
+from detector.output.html_report import HtmlReport
+from detector.output.results import ResultsFolder, Row
 from detector.runtime import DeviceError, resolve_device
-from detector.writers import get_writer
+from detector.output.writers import get_writer
 
 __all__ = ["STAGES", "BatchItem", "DeviceError", "HtmlReport", "ModelError", "NoDefaultModel", "ResultsFolder",
-           "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
+           "ScanResult", "Scanner", "Settings", "Status", "get_writer", "load", "scan_batch"]
 
 
 class NoDefaultModel(ModelError):
@@ -42,12 +44,13 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
          detect_every: int = DETECT_EVERY, fast_decode: bool = False, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
     ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook.
-    `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, ~45% faster on a CPU) or "auto":
+    `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, faster on a CPU:
+    bench/runtime_check.py) or "auto":
     ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
     `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
     skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
-    (README, Speed)."""
+    (docs/speed.md)."""
     device = resolve_device(device)
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():

@@ -1,6 +1,8 @@
-"""The command line (`python app.py`, the `deepfake-detector` script): arguments, progress bar,
-console lines, the summary, exit codes and messages — and nothing else; the work is the library's
-(detector.api). Heavy imports (torch, TensorFlow) wait until the arguments are good."""
+"""The command line: `deepfake-detector COMMAND` (scan, crops, train, evaluate, robustness) and
+`python app.py`, which is `deepfake-detector scan`. Scanning's arguments, progress bar, console
+lines, summary, exit codes and messages live here and nothing else; the work is the library's
+(detector.api). The other commands are their modules' own `main`. Heavy imports (torch,
+TensorFlow) wait until the arguments are good."""
 from __future__ import annotations
 
 import argparse
@@ -17,12 +19,13 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from detector.aggregation import AGGREGATES
+from detector.scan.aggregation import AGGREGATES
+from detector.scan.status import Status
 
 if TYPE_CHECKING:
     from detector.distributed import RayScanner
-    from detector.pipeline import Scanner
-    from detector.results import ResultsFolder
+    from detector.scan.scanner import Scanner
+    from detector.output.results import ResultsFolder
 
 log = logging.getLogger("detector")
 
@@ -30,11 +33,11 @@ EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EXAMPLES = """\
 examples:
-  python app.py --input clip.mp4 --output results
-  python app.py --input videos/ --output results --frames 64 -v
-  python app.py --input list.txt --output results --model my_model/ --threshold 0.7
-  python app.py --input videos/ --output results --aggregate mean --overwrite
-  python app.py --input /shared/videos --output results --ray head-node:6379 --workers 8
+  {prog} --input clip.mp4 --output results
+  {prog} --input videos/ --output results --frames 64 -v
+  {prog} --input list.txt --output results --model my_model/ --threshold 0.7
+  {prog} --input videos/ --output results --aggregate mean --overwrite
+  {prog} --input /shared/videos --output results --ray head-node:6379 --workers 8
 
 results/results.csv has one row per input (path,status,label,p_fake,n_frames,n_faces,
 n_tracks,seconds,error,...) and results/details/ one JSON per input with every face box,
@@ -49,14 +52,14 @@ LOCAL_RAY = "local"  # --ray without an address
 
 NO_DEFAULT_MODEL = (
     "error: no model installed at {path}.\n"
-    "  Pass a SavedModel folder with --model, or train one: python -m detector.train --help (see README.md)."
+    "  Pass a SavedModel folder with --model, or train one: deepfake-detector train --help (see README.md)."
 )
 
 
-def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector scan") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=prog, description="Classify face videos (or images) as real or deepfake.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES.format(prog=prog), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--input", required=True, type=Path,
                         help="a video, an image, a folder (searched recursively) or a .txt list of paths")
@@ -123,8 +126,52 @@ def _probability(text: str) -> float:
     return value
 
 
+# name -> (module whose main(argv) runs it, what it does); `scan` is this module's scan_main
+COMMANDS = {
+    "scan": ("detector.cli", "classify face videos or images as real or deepfake (the default command)"),
+    "crops": ("detector.training.crops", "cut training face crops from labelled clips or photos, as the scanner does"),
+    "train": ("detector.training.train", "train a detector on face crops and export it as a SavedModel"),
+    "evaluate": ("detector.evaluation.evaluate", "scan labelled clips and report AUC, log loss and more per group"),
+    "robustness": ("detector.evaluation.robustness", "scan labelled clips as they are and re-encoded; how far verdicts move"),
+}
+COMMAND_EXAMPLES = """\
+examples:
+  deepfake-detector scan --input videos/ --output results
+  deepfake-detector crops --data ../shared/data/manifest.csv --out work/crops --frames 48
+  deepfake-detector train --crops work/crops --out work/run --init imagenet
+  deepfake-detector evaluate --model models/default --data ../shared/data/manifest.csv --out work/eval
+  deepfake-detector robustness --model models/default --data ../shared/data/manifest.csv --out work/robust
+
+`deepfake-detector COMMAND --help` tells more. A first argument that is an option, not a command,
+is scanning's: `deepfake-detector --input videos/ --output results` scans, as `python app.py` does.
+"""
+
+
 def main(argv: list[str] | None = None, prog: str = "deepfake-detector") -> int:
-    """The `deepfake-detector` console script and `python app.py`; returns the exit status."""
+    """The `deepfake-detector` console script and `python -m detector`: run one command; its exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        name, rest = argv[0], argv[1:]
+        if name == "scan":
+            return scan_main(rest, f"{prog} scan")
+        return importlib.import_module(COMMANDS[name][0]).main(rest)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser = argparse.ArgumentParser(
+            prog=prog, usage=f"{prog} COMMAND [options]", epilog=COMMAND_EXAMPLES,
+            description="Say whether face videos are deepfakes, how sure, and why.\n\ncommands:\n" + "\n".join(
+                f"  {name:<11} {what}" for name, (_, what) in COMMANDS.items()),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.print_help(sys.stdout if argv else sys.stderr)
+        return EXIT_OK if argv else EXIT_USAGE
+    if not argv[0].startswith("-"):
+        print(f"{prog}: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)} ({prog} --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return scan_main(argv, prog)
+
+
+def scan_main(argv: list[str] | None = None, prog: str = "deepfake-detector scan") -> int:
+    """`deepfake-detector scan` and `python app.py`; returns the exit status."""
     args = parse_args(argv, prog)
     level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -165,7 +212,7 @@ def scan(args: argparse.Namespace) -> int:
 def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
     """Scan every input into the results folder with a ready scanner, report; the exit status."""
     from detector import api
-    from detector.pipeline import find_inputs
+    from detector.scan.scanner import find_inputs
 
     try:
         results = api.ResultsFolder(args.output)
@@ -206,7 +253,7 @@ class BatchSummary:
 
     def line(self) -> str:
         parts = [f"{self.labels[k]} {k}" for k in ("FAKE", "REAL")]
-        parts += [f"{self.statuses[k]} {k}" for k in ("no_face", "unreadable", "error")]
+        parts += [f"{self.statuses[k]} {k}" for k in (Status.NO_FACE, Status.UNREADABLE, Status.ERROR)]
         per = f" ({self.seconds / self.scanned:.1f} s per input)" if self.scanned else ""
         head = "Interrupted after" if self.interrupted else "Done:"
         ignored = (f"; {self.ignored} other file{'s' if self.ignored != 1 else ''} skipped for the extension "
@@ -218,14 +265,14 @@ class BatchSummary:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_UNREADABLE if self.statuses["unreadable"] or self.statuses["error"] else EXIT_OK
+        return EXIT_UNREADABLE if self.statuses[Status.UNREADABLE] or self.statuses[Status.ERROR] else EXIT_OK
 
 
 def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False, progress: bool = True,
               report: bool = True, explain: bool = False) -> BatchSummary:
     """Scan inputs into results under a progress bar, a line per verdict; Ctrl-C keeps what finished."""
     from detector.api import scan_batch
-    from detector.writers import get_writer
+    from detector.output.writers import get_writer
 
     line = get_writer("line")
     summary = BatchSummary()

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import detector
 from detector.api import DEFAULT_MODEL_DIR, DeviceError, NoDefaultModel
-from detector.model import Contract
-from detector.pipeline import ScanResult, Settings
+from detector.scan.model import Contract
+from detector.scan.scanner import ScanResult, Settings
+from detector.scan.status import Status
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -168,7 +169,7 @@ class RayScanner:
             size, mtime_ns = stat.st_size, stat.st_mtime_ns
         except OSError:
             size = mtime_ns = None
-        return ScanResult(path=path, status="error", error=error, size=size, mtime_ns=mtime_ns, settings=self.settings,
+        return ScanResult(path=path, status=Status.ERROR, error=error, size=size, mtime_ns=mtime_ns, settings=self.settings,
                           settings_key=self.settings_key, model=self.model.describe())
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detector.synthetic import face_clip  # noqa: E402
+from tests.synthetic import face_clip  # noqa: E402
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

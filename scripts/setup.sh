@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv beside the repository and install the pinned requirements into it, once.
+# Create .venv beside the repository and install the pinned requirements and the package into it, once.
 # Run by demo.sh and test.sh; rerunning is cheap (a stamp records what is installed).
 #   bash scripts/setup.sh             requirements.txt: everything the scanner and trainer need
 #   bash scripts/setup.sh --with-ray  and requirements-ray.txt (optional for users, for --ray;
@@ -16,11 +16,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.requirements.sha256
 have=$(cat "$stamp" 2>/dev/null || true)
-want=$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)
+want=$(cat "${files[@]}" pyproject.toml | sha256sum | cut -d' ' -f1)
 # A venv set up with Ray also serves a run that does not need it.
-with_ray=$(cat requirements.txt requirements-ray.txt | sha256sum | cut -d' ' -f1)
+with_ray=$(cat requirements.txt requirements-ray.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$have" != "$want" ] && [ "$have" != "$with_ray" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet "${files[@]/#/-r}"
+  # The package itself, editable (this checkout's code), for the `deepfake-detector` command.
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

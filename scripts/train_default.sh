@@ -12,7 +12,7 @@
 #     the best epoch by validation AUC is exported.
 #  5. Validation clips, scanned by the real scanner, fit the calibration and the threshold.
 #  6. Test clips (never used for any choice) are scanned and reported.
-#  7. Both sides are scanned again re-encoded four ways (detector.robustness): how far verdicts
+#  7. Both sides are scanned again re-encoded four ways (deepfake-detector robustness): how far verdicts
 #     move. Then models/default, evaluation included
 #     (INSTALL=0 leaves models/default alone: for trying a variant, e.g. EPOCHS=12).
 set -euo pipefail
@@ -28,12 +28,12 @@ COMMON=(--init imagenet --arch efficientnet-lite0 --batch-size 16 --sbi mix --he
         --head-learning-rate 1e-3 --learning-rate 3e-4 --warmup-steps 200 "${SPLIT[@]}")
 if [ -n "${EMA:-}" ]; then COMMON+=(--ema "$EMA"); fi  # a moving average of the weights (a variant, e.g. EMA=0.999)
 
-$PY -m detector.crops --data "$DATA/manifest.csv" --out "$WORK/crops_clips" --frames 48
-$PY -m detector.crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"
-$PY -m detector.crops --photos "$DATA/faces/lfw" --out "$WORK/crops_lfw"
+$PY -m detector crops --data "$DATA/manifest.csv" --out "$WORK/crops_clips" --frames 48
+$PY -m detector crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"
+$PY -m detector crops --photos "$DATA/faces/lfw" --out "$WORK/crops_lfw"
 
 for bn in train frozen; do
-  $PY -m detector.train "${CROPS[@]}" "${COMMON[@]}" --bn "$bn" --epochs 1 --steps-per-epoch 300 \
+  $PY -m detector train "${CROPS[@]}" "${COMMON[@]}" --bn "$bn" --epochs 1 --steps-per-epoch 300 \
       --out "$WORK/recipe_bn_$bn" --resume
 done
 BN=$($PY -c 'import json, sys
@@ -43,14 +43,14 @@ for bn, best in runs.items():
 print(max(runs, key=lambda bn: (runs[bn]["video_auc"], -runs[bn]["video_log_loss"])))' "$WORK")
 echo "batch-norm: $BN" >&2
 
-$PY -m detector.train "${CROPS[@]}" "${COMMON[@]}" --bn "$BN" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
+$PY -m detector train "${CROPS[@]}" "${COMMON[@]}" --bn "$BN" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
     --out "$WORK/default_run" --resume
-$PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
+$PY -m detector evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_val" --calibrate
-$PY -m detector.evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
+$PY -m detector evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset test --out "$WORK/default_test" --record
 for side in val test; do  # how re-encoding moves its verdicts (measured only; chooses nothing)
-  $PY -m detector.robustness --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
+  $PY -m detector robustness --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
       --split "$WORK/default_run/split.csv" --subset "$side" --out "$WORK/default_robust_$side"
 done
 

@@ -15,7 +15,18 @@ import torch  # noqa: F401  — before tensorflow, as in the product
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.synthetic import astronaut_png, face_clip, ffmpeg  # noqa: E402,F401
+from synthetic import astronaut_png, face_clip, ffmpeg  # noqa: E402,F401
+
+# Tests that use these fixtures are slow: they train (trained), start Ray (cluster, ray_scanner) or
+# scan a batch holding an 8K clip (batch, the CLI's hostile corpus).
+SLOW_FIXTURES = {"trained", "cluster", "ray_scanner", "batch"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 BRIGHTNESS_GAIN = 10.0  # the test model's p_fake = sigmoid(gain · (mean pixel in [0,1] − 0.5))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.aggregation import MIN_TRACK_SHARE, Calibration, aggregate
+from detector.scan.aggregation import MIN_TRACK_SHARE, Calibration, aggregate
 
 
 def test_one_track_is_its_mean():

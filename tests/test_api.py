@@ -16,8 +16,8 @@ from conftest import ROOT, face_clip, ffmpeg
 
 import detector
 from detector import api, cli
-from detector.pipeline import STAGES, ScanResult, find_inputs
-from detector.results import Row
+from detector.scan.scanner import STAGES, ScanResult, find_inputs
+from detector.output.results import Row
 
 FRAMES = 6
 
@@ -163,8 +163,31 @@ def test_console_script_entry_point_is_the_cli(capsys):
     target = project["project"]["scripts"]["deepfake-detector"]
     module, _, name = target.partition(":")
     assert (module, name) == ("detector.cli", "main")
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: deepfake-detector COMMAND")
+    for command in ("scan", "crops", "train", "evaluate", "robustness"):
+        assert f"\n  {command} " in out
+
+
+@pytest.mark.parametrize("command", ["scan", "crops", "train", "evaluate", "robustness"])
+def test_each_command_has_its_own_help_under_its_name(command, capsys):
     with pytest.raises(SystemExit) as caught:
-        cli.main(["--help"])
+        cli.main([command, "--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: deepfake-detector") and "exit status" in out
+    assert out.startswith(f"usage: deepfake-detector {command}")
+    assert f"deepfake-detector {command} --" in out  # an example command line
+
+
+def test_an_unknown_command_is_a_usage_error_that_names_the_commands(capsys):
+    assert cli.main(["scna", "--input", "x"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unknown command 'scna'" in err and "scan, crops, train, evaluate, robustness" in err
+
+
+def test_options_without_a_command_are_scannings_as_in_app_py(tmp_path, capsys):
+    missing = tmp_path / "missing.mp4"
+    assert cli.main(["--input", str(missing), "--output", str(tmp_path / "r")]) == cli.EXIT_USAGE
+    assert cli.main(["scan", "--input", str(missing), "--output", str(tmp_path / "r")]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err.count(f"--input {missing} does not exist") == 2

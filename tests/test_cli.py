@@ -22,8 +22,9 @@ import pytest
 from conftest import ROOT, expected_p_fake, face_clip, ffmpeg
 
 import app
-from detector.faces import Face, crop_face
-from detector.video import probe, sample_frames
+from detector.scan.crop import crop_face
+from detector.scan.faces import Face
+from detector.scan.video import probe, sample_frames
 
 HEAD = ["path", "status", "label", "p_fake", "n_frames", "n_faces", "n_tracks", "seconds", "error"]
 FRAMES = 8
@@ -326,7 +327,7 @@ def test_list_with_folder_and_missing_entries(brightness_model, tmp_path, capsys
 # ---- the import order that bites: TensorFlow and triton (through torchvision) ----
 
 IMPORT_CHECKS = {
-    "product_order": "import detector.model, detector.faces, detector.pipeline; print('ok')",
+    "product_order": "import detector.scan.model, detector.scan.faces, detector.scan.scanner; print('ok')",
     "tensorflow_first": "import tensorflow; import facenet_pytorch, torchvision; print('ok')",
 }
 
@@ -350,7 +351,7 @@ def test_product_modules_import_in_any_order(imports):
 
 
 @pytest.mark.xfail(reason="library clash outside the product: triton (loaded by torchvision) segfaults when "
-                          "TensorFlow was imported first; detector.model imports torch and torchvision first",
+                          "TensorFlow was imported first; detector.scan.model imports torch and torchvision first",
                    strict=False)
 def test_tensorflow_first_then_facenet_in_a_fresh_interpreter(imports):
     code, text = imports["tensorflow_first"]
@@ -360,6 +361,6 @@ def test_tensorflow_first_then_facenet_in_a_fresh_interpreter(imports):
 def test_option_defaults_are_the_libraries():
     """The command line states its defaults without importing torch; they must be the library's."""
     from detector.cli import parse_args
-    from detector.faces import DETECT_EVERY
+    from detector.scan.tracking import DETECT_EVERY
 
     assert parse_args(["--input", "x", "--output", "y"]).detect_every == DETECT_EVERY

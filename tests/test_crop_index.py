@@ -43,7 +43,7 @@ def test_tight_stills_are_mirror_extended_so_their_crops_have_no_black_margin(tm
     import cv2
     import skimage.data
 
-    from detector.training.datasets import LabelledVideo
+    from detector.data.datasets import LabelledVideo
 
     x1, y1, x2, y2 = 176, 56, 272, 176  # the astronaut's face, cut as tightly as the FF++ crop pool's stills
     still = tmp_path / "tight.png"

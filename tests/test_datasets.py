@@ -1,4 +1,4 @@
-"""Tests for detector.training.datasets: every layout is built from empty files in tmp_path."""
+"""Tests for detector.data.datasets: every layout is built from empty files in tmp_path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.training.datasets import (
+from detector.data.datasets import (
     LabelledVideo,
     celebdf_test_list,
     read_celebdf,
@@ -139,7 +139,7 @@ def test_celebdf_and_official_test_list(tmp_path: Path) -> None:
 
 def test_official_test_list_is_found_beside_celebdf_clips(tmp_path: Path) -> None:
     """The trainer's split holds out Celeb-DF's official test videos, found from the clips alone."""
-    from detector.training.datasets import official_test_paths, split_sides
+    from detector.data.datasets import official_test_paths, split_sides
 
     touch(tmp_path, "Celeb-real/id0_0000.mp4", "Celeb-real/id5_0001.mp4", "Celeb-synthesis/id0_id5_0002.mp4",
           "Celeb-synthesis/id8_id9_0001.mp4", "Celeb-real/id8_0004.mp4")
@@ -344,7 +344,7 @@ def test_split_file_round_trip(tmp_path: Path) -> None:
 
 def test_three_way_split_is_disjoint_stratified_and_deterministic() -> None:
     """Each side gets its share of every (dataset, label) cell, identities never cross sides."""
-    from detector.training.datasets import split_sides
+    from detector.data.datasets import split_sides
 
     videos = make_videos(40)
     videos += [LabelledVideo(Path(f"/o/{i}.mp4"), int(i % 4 == 0), "other", "real" if i % 4 else "X", (f"o{i}",))
@@ -366,7 +366,7 @@ def test_three_way_split_is_disjoint_stratified_and_deterministic() -> None:
 
 
 def test_three_way_split_holds_out_the_official_test_list_and_round_trips(tmp_path: Path) -> None:
-    from detector.training.datasets import read_split_sides, split_sides
+    from detector.data.datasets import read_split_sides, split_sides
 
     videos = make_videos(12)
     forced = {videos[0].path}

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from conftest import ROOT, face_clip
-from detector.model import DEFAULT_MODEL_DIR, Model
+from detector.scan.model import DEFAULT_MODEL_DIR, Model
 
 
 def test_default_model_is_shipped_in_the_original_format():

@@ -1,4 +1,4 @@
-"""python -m detector.evaluate on a FaceForensics++ layout: each fake is also compared with its own original."""
+"""deepfake-detector evaluate on a FaceForensics++ layout: each fake is also compared with its own original."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from detector.synthetic import face_clip, ffmpeg
+from synthetic import face_clip, ffmpeg
 
 
 def test_evaluator_pairs_each_fake_with_its_own_original(tmp_path, brightness_model):
@@ -25,7 +25,7 @@ def test_evaluator_pairs_each_fake_with_its_own_original(tmp_path, brightness_mo
         ffmpeg("-i", str(base), "-vf", f"eq=brightness={brightness}", "-c:v", "libx264", "-preset", "ultrafast",
                str(path))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "detector.evaluate", "--model", str(brightness_model),
+    proc = subprocess.run([sys.executable, "-m", "detector", "evaluate", "--model", str(brightness_model),
                            "--data", str(root), "--out", str(tmp_path / "eval"), "--frames", "4"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

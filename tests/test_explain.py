@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.evidence import collect, shown_crops
-from detector.explain import Explainer
-from detector.model import Model
+from detector.scan.evidence import collect, shown_crops
+from detector.scan.explain import Explainer
+from detector.scan.model import Model
 
 SIZE = 64
 GAIN = 8.0  # p_fake = sigmoid(GAIN · (mean of the top-left quadrant in [0,1] − 0.5))

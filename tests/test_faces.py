@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import face_clip, ffmpeg
-from detector.faces import CROP_MARGIN, Face, FaceDetector, crop_face, link_tracks
-from detector.video import probe, sample_frames
+from detector.scan.crop import CROP_MARGIN, crop_face
+from detector.scan.faces import Face, FaceDetector
+from detector.scan.tracking import link_tracks
+from detector.scan.video import probe, sample_frames
 
 # Where the face is in skimage's 512×512 astronaut still (Eileen Collins), x1, y1, x2, y2.
 ASTRONAUT_FACE = (180.0, 61.0, 268.0, 172.0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import build_brightness_model, expected_p_fake
-from detector.model import Model, ModelError
-from detector.pipeline import Settings
+from detector.scan.model import Model, ModelError
+from detector.scan.scanner import Settings
 
 LEVELS = [0, 40, 100, 127, 128, 160, 220, 255]
 # TensorFlow averages 224·224 float32 pixels with ~1e-3 relative error, so p can be off by ~1e-3.
@@ -162,7 +162,7 @@ def test_calibration_in_model_json_maps_the_video_score(models, brightness_model
     import sys
 
     from conftest import ROOT
-    from detector.aggregation import Calibration
+    from detector.scan.aggregation import Calibration
 
     path = variant(models, brightness_model, "calibrated", {"calibration": {"scale": 2.0, "bias": 0.5}})
     model = Model(path)

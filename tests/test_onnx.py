@@ -16,9 +16,10 @@ import onnx
 import pytest
 
 from conftest import ROOT
-from detector import model as model_module
-from detector.model import ONNX_OPSET, Model, ModelError
-from detector.pipeline import Settings
+from detector.scan import onnx as onnx_module
+from detector.scan.model import Model, ModelError
+from detector.scan.onnx import ONNX_OPSET
+from detector.scan.scanner import Settings
 
 TOL = 1e-4
 
@@ -34,13 +35,13 @@ def cache(monkeypatch, tmp_path) -> Path:
 def conversions(monkeypatch) -> list[str]:
     """Counts the tf2onnx conversions (one entry per conversion, the input name)."""
     made: list[str] = []
-    convert = model_module._convert
+    convert = onnx_module.convert
 
     def counting(signature, input_name: str) -> bytes:
         made.append(input_name)
         return convert(signature, input_name)
 
-    monkeypatch.setattr(model_module, "_convert", counting)
+    monkeypatch.setattr(onnx_module, "convert", counting)
     return made
 
 
@@ -117,7 +118,7 @@ def test_a_cached_model_loads_without_tensorflow(brightness_model, cache):
     expected = Model(brightness_model, runtime="tensorflow").predict(crops)
     Model(brightness_model)  # converts and caches
     np.save(cache / "crops.npy", crops)
-    script = ("import sys, numpy as np; from detector.model import Model; "
+    script = ("import sys, numpy as np; from detector.scan.model import Model; "
               f"m = Model({str(brightness_model)!r}); p = m.predict(np.load({str(cache / 'crops.npy')!r})); "
               "print(m.runtime, 'tensorflow' in sys.modules, *p)")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -136,7 +137,7 @@ def test_a_cache_file_without_tensorflows_scores_is_converted_again(brightness_m
     onnx.save(proto, str(cached))
     assert Model(brightness_model).runtime == "onnx" and len(conversions) == 2
     keys = {entry.key for entry in onnx.load(str(cached)).metadata_props}
-    assert {model_module.REFERENCE_KEY, model_module.OUTPUT_KEY} <= keys
+    assert {onnx_module.REFERENCE_KEY, onnx_module.OUTPUT_KEY} <= keys
 
 
 @pytest.mark.parametrize("damage", ["garbage", "torn"])
@@ -191,7 +192,7 @@ def test_a_failed_conversion_is_one_warning_line_and_tensorflow(brightness_model
 
 def test_a_failed_conversion_is_not_tried_again_until_asked_or_the_packages_change(
         brightness_model, cache, conversions, monkeypatch, caplog):
-    monkeypatch.setattr(model_module, "ONNX_TOLERANCE", -1.0)  # every conversion fails its check
+    monkeypatch.setattr(onnx_module, "ONNX_TOLERANCE", -1.0)  # every conversion fails its check
     assert Model(brightness_model).runtime == "tensorflow" and len(conversions) == 1
     with caplog.at_level(logging.WARNING, logger="detector"):
         assert Model(brightness_model).runtime == "tensorflow"
@@ -200,15 +201,15 @@ def test_a_failed_conversion_is_not_tried_again_until_asked_or_the_packages_chan
     with pytest.raises(ModelError, match="differs from TensorFlow"):
         Model(brightness_model, runtime="onnx")  # asked for by name: tried again
     assert len(conversions) == 2
-    upgraded = {**model_module._converter_versions(), "tf2onnx": "99.0"}
-    monkeypatch.setattr(model_module, "_converter_versions", lambda: upgraded)
-    monkeypatch.setattr(model_module, "ONNX_TOLERANCE", TOL)  # as if the new tf2onnx converted it well
+    upgraded = {**onnx_module.converter_versions(), "tf2onnx": "99.0"}
+    monkeypatch.setattr(onnx_module, "converter_versions", lambda: upgraded)
+    monkeypatch.setattr(onnx_module, "ONNX_TOLERANCE", TOL)  # as if the new tf2onnx converted it well
     assert Model(brightness_model).runtime == "onnx" and len(conversions) == 3  # other packages: tried again
     assert [p.suffix for p in cache.iterdir()] == [".onnx"]  # and the failure record is gone
 
 
 def test_disagreeing_scores_fall_back_to_tensorflow(brightness_model, monkeypatch, caplog):
-    monkeypatch.setattr(model_module, "ONNX_TOLERANCE", -1.0)  # no session can pass: as if it disagreed
+    monkeypatch.setattr(onnx_module, "ONNX_TOLERANCE", -1.0)  # no session can pass: as if it disagreed
     with caplog.at_level(logging.WARNING, logger="detector"):
         assert Model(brightness_model).runtime == "tensorflow"
     assert "differs from TensorFlow" in caplog.text
@@ -229,13 +230,13 @@ def test_an_unwritable_cache_folder_does_not_stop_the_scan(brightness_model, tmp
 
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DETECTOR_CACHE", str(tmp_path / "d"))
-    assert model_module.onnx_cache_folder() == tmp_path / "d"
+    assert onnx_module.onnx_cache_folder() == tmp_path / "d"
     monkeypatch.delenv("DETECTOR_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert model_module.onnx_cache_folder() == tmp_path / "x" / "deepfake-detector"
+    assert onnx_module.onnx_cache_folder() == tmp_path / "x" / "deepfake-detector"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert model_module.onnx_cache_folder() == tmp_path / "home" / ".cache" / "deepfake-detector"
+    assert onnx_module.onnx_cache_folder() == tmp_path / "home" / ".cache" / "deepfake-detector"
 
 
 def test_unknown_runtime_is_refused(brightness_model):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from detector.evaluation.report import (Metrics, compute_metrics, format_table, grouped_metrics, paired_ranking,
-                                        pick_threshold, write_report)
+from detector.evaluation.metrics import Metrics, compute_metrics, grouped_metrics, paired_ranking, pick_threshold
+from detector.evaluation.report import format_table, write_report
 
 # Running example: two reals (0.1, 0.4) and two fakes (0.35, 0.8).
 LABELS = [0, 0, 1, 1]

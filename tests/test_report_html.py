@@ -18,10 +18,10 @@ import pytest
 from conftest import face_clip, ffmpeg
 
 from detector import cli
-from detector.pipeline import ScanResult
+from detector.scan.scanner import ScanResult
 from detector.files import atomic_write, csv_text
-from detector.report_html import ROWS_PER_CHUNK, CHUNK, HtmlReport, input_id, js_call
-from detector.results import COLUMNS, ResultsFolder, Row
+from detector.output.html_report import ROWS_PER_CHUNK, CHUNK, HtmlReport, input_id, js_call
+from detector.output.results import COLUMNS, ResultsFolder, Row
 
 FRAMES = 6
 # A folder and a file name that together make a path holding </script>, markup, quotes, unicode, spaces.
@@ -29,8 +29,13 @@ HOSTILE_DIR = "x<script>alert(1)<"
 HOSTILE_NAME = "script> <img src=x onerror=alert(2)> \"q\" 'q' é ü\u2028.mp4"
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
-browser = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install "
-                                                      "chromium; .ci/run installs it): browser tests skipped")
+skip_without_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get "
+                                           "install chromium; .ci/run installs it): browser tests skipped")
+
+
+def browser(test):
+    """A test in headless Chromium: slow, and skipped where there is none."""
+    return pytest.mark.slow(skip_without_chromium(test))
 
 
 @pytest.fixture(scope="module")

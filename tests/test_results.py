@@ -10,8 +10,9 @@ import pytest
 
 from detector.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
 from detector.files import atomic_write
-from detector.pipeline import ScanResult
-from detector.results import COLUMNS, ResultsFolder, Row
+from detector.scan.aggregation import Verdict
+from detector.scan.scanner import ScanResult
+from detector.output.results import COLUMNS, ResultsFolder, Row
 
 
 def test_atomic_write_leaves_only_the_file(tmp_path):
@@ -115,7 +116,8 @@ class FakeScanner:
         self.scanned.append(path.name)
         stat = path.stat()
         status = self.fail.get(path.name, "ok")
-        verdict = dict(label="REAL", p_fake=0.25) if status == "ok" else dict(error=f"{status} on purpose")
+        verdict = dict(verdict=Verdict(p_fake=0.25, label="REAL", p_raw=0.25, aggregate="mean", threshold=0.5,
+                                       tracks=[], reason="test")) if status == "ok" else dict(error=f"{status} on purpose")
         return ScanResult(path=str(path), status=status, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
                           settings_key=self.settings_key, **verdict)
 

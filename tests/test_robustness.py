@@ -1,4 +1,4 @@
-"""python -m detector.robustness: clips re-encoded once, scanned as they are and degraded, compared."""
+"""deepfake-detector robustness: clips re-encoded once, scanned as they are and degraded, compared."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from detector.synthetic import face_clip, ffmpeg
-from detector.training.datasets import LabelledVideo
+from synthetic import face_clip, ffmpeg
+from detector.data.datasets import LabelledVideo
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def labelled(tmp_path_factory):
 
 
 def _probe_height(path) -> int:
-    from detector.video import probe
+    from detector.scan.video import probe
 
     return probe(path).height
 
@@ -67,8 +67,8 @@ def test_degrade_reencodes_once_and_scales_only_down(tmp_path, labelled):
 
 def test_robustness_compares_each_form_with_the_clips_as_they_are(tmp_path, labelled, brightness_model):
     from detector.evaluation.robustness import AS_IS, DEGRADATIONS, robustness
-    from detector.model import Model
-    from detector.pipeline import Settings
+    from detector.scan.model import Model
+    from detector.scan.scanner import Settings
 
     _, items = labelled
     out = tmp_path / "robust"
@@ -109,14 +109,14 @@ def test_command_line_reads_a_folder_and_says_what_is_wrong(tmp_path, labelled, 
     folder, _ = labelled
     out = tmp_path / "cli"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "detector.robustness", "--model", str(brightness_model),
+    proc = subprocess.run([sys.executable, "-m", "detector", "robustness", "--model", str(brightness_model),
                            "--data", str(folder), "--out", "cli", "--degrade", "crf23", "--frames", "4"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # a relative --out
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "robustness.json").exists() and len(list((out / "crf23" / "clips").iterdir())) == 4
     assert "verdicts changed" in proc.stdout and "crf23" in proc.stdout and "360p" not in proc.stdout
     assert "(+1 not scored)" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "detector.robustness", "--model", str(brightness_model),
+    proc = subprocess.run([sys.executable, "-m", "detector", "robustness", "--model", str(brightness_model),
                            "--data", str(tmp_path / "nowhere"), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no such dataset folder" in proc.stderr and "Traceback" not in proc.stderr

@@ -11,8 +11,9 @@ import pytest
 
 from detector.api import load
 from conftest import face_clip
-from detector.faces import FaceDetector, FaceTracker, link_tracks
-from detector.pipeline import extract_faces, open_input
+from detector.scan.faces import FaceDetector
+from detector.scan.tracking import FaceTracker, link_tracks
+from detector.scan.scanner import extract_faces, open_input
 
 WIDTH, HEIGHT, SIDE = 640, 360, 150
 
@@ -108,7 +109,7 @@ def test_faster_kernels_leave_mtcnn_exactly_as_facenet_pytorch_ships_it(detector
     from facenet_pytorch import MTCNN
     from facenet_pytorch.models.utils.detect_face import detect_face
 
-    from detector.faces import _planar
+    from detector.scan.faces import _planar
 
     frames = np.stack([frame_with(astronaut, (40, 100), (400, 150)), frame_with(astronaut, (230, 20))])
     stock = MTCNN(keep_all=True, min_face_size=detector.min_face)
@@ -127,7 +128,7 @@ def test_the_integral_image_pyramid_is_pytorchs_area_resampling_bit_for_bit(seed
     import torch
     from facenet_pytorch.models.utils.detect_face import imresample
 
-    from detector.faces import _AreaPyramid, _level_windows, _planar
+    from detector.scan.faces import _AreaPyramid, _level_windows, _planar
 
     rng = np.random.default_rng(seed)
     height, width = (int(v) for v in rng.integers(20, 400, 2))
@@ -190,7 +191,7 @@ def test_scan_many_works_on_inputs_side_by_side(brightness_model, media, monkeyp
     import threading
     import time
 
-    from detector import pipeline
+    from detector.scan import scanner as pipeline
 
     scanner = load(brightness_model, device="cpu", frames=4)
     clip = face_clip(media / "side.mp4", seconds=1.0)

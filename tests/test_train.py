@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, face_clip, ffmpeg
 from detector.training import crops
-from detector.training.datasets import LabelledVideo
+from detector.data.datasets import LabelledVideo
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def test_crop_dataset_index_and_resume(tiny_data):
 
 def test_crops_match_the_scanner(tiny_data):
     """Training crops are the scanner's crops, pixel for pixel."""
-    from detector.faces import FaceDetector
-    from detector.pipeline import extract_faces
+    from detector.scan.faces import FaceDetector
+    from detector.scan.scanner import extract_faces
 
     folder, items, out = tiny_data
     found = extract_faces(items[0].path, FaceDetector(), 4, 64)
@@ -63,7 +63,7 @@ def test_crops_match_the_scanner(tiny_data):
 def trained(tiny_data):
     folder, items, out = tiny_data
     run = folder / "run"
-    cmd = [sys.executable, "-m", "detector.train", "--crops", str(out), "--out", str(run), "--epochs", "2",
+    cmd = [sys.executable, "-m", "detector", "train", "--crops", str(out), "--out", str(run), "--epochs", "2",
            "--steps-per-epoch", "2", "--batch-size", "4", "--input-size", "64", "--warmup-steps", "1",
            "--val-fraction", "0.5", "--seed", "3"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -96,7 +96,7 @@ def test_exported_model_loads_both_ways_and_scores(trained, tiny_data):
     import tensorflow as tf
     import tf_keras
 
-    from detector.model import Model
+    from detector.scan.model import Model
 
     run, _ = trained
     loaded = tf_keras.models.load_model(str(run / "model"), compile=False)
@@ -122,8 +122,8 @@ def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
     assert row["status"] == "ok" and 0.0 <= float(row["p_fake"]) <= 1.0
 
     from detector.evaluation.evaluate import evaluate
-    from detector.model import Model
-    from detector.pipeline import Settings
+    from detector.scan.model import Model
+    from detector.scan.scanner import Settings
 
     metrics = evaluate(Model(run / "model"), items[:4], folder / "eval", Settings(frames=4), progress=False)
     assert metrics["all"].n == 4 and metrics["all"].auc is not None
@@ -133,7 +133,7 @@ def test_scanner_and_evaluator_use_the_trained_model(trained, tiny_data):
 
     from detector.evaluation.evaluate import record_in_card
 
-    record_in_card(run / "model", metrics, "python -m detector.evaluate …")
+    record_in_card(run / "model", metrics, "deepfake-detector evaluate …")
     card = json.loads((run / "model" / "model.json").read_text())
     assert card["evaluation"]["metrics"]["all"]["auc"] == metrics["all"].auc
     assert card["input_size"] == 64 and Model(run / "model").input_size == 64  # the contract is intact
@@ -177,6 +177,7 @@ def test_resume_with_commas_and_quotes_in_paths(tiny_data, tmp_path):
     assert len(records) == 1 and records[0].video == str(odd)
 
 
+@pytest.mark.slow
 def test_fine_tuning_phases_and_batch_norm(tmp_path):
     """Head phase: only the head moves, batch-norm statistics stay. All phase: the backbone trains;
     --bn frozen keeps every batch-norm weight and statistic, --bn train adapts them."""
@@ -248,12 +249,13 @@ def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path):
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_imagenet_fine_tuning_end_to_end_with_a_test_side(tiny_data):
     """--init imagenet with a head phase and frozen batch-norm; the split holds out a test side
     that is neither trained nor validated on, and the data card says how the model began."""
     folder, items, out = tiny_data
     run = folder / "run_imagenet"
-    cmd = [sys.executable, "-m", "detector.train", "--crops", str(out), "--out", str(run), "--init", "imagenet",
+    cmd = [sys.executable, "-m", "detector", "train", "--crops", str(out), "--out", str(run), "--init", "imagenet",
            "--head-steps", "2", "--bn", "frozen", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
            "--input-size", "64", "--warmup-steps", "1", "--val-fraction", "0.34", "--test-fraction", "0.34",
            "--seed", "1", "--ema", "0.9"]
@@ -270,7 +272,7 @@ def test_imagenet_fine_tuning_end_to_end_with_a_test_side(tiny_data):
 
 
 def test_fit_calibration_recovers_a_known_platt_map():
-    from detector.aggregation import Calibration
+    from detector.scan.aggregation import Calibration
     from detector.evaluation.evaluate import fit_calibration
 
     rng = np.random.default_rng(0)
@@ -288,7 +290,7 @@ def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
     import shutil
 
     from detector.evaluation.evaluate import calibrate
-    from detector.model import Model
+    from detector.scan.model import Model
 
     run, _ = trained
     model_dir = tmp_path / "model"
@@ -297,7 +299,7 @@ def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
     rows = [{"status": "ok", "label": int(i % 2), "raw": float(np.clip(0.7 + 0.25 * (i % 2) + rng.normal(0, 0.1), 0.01, 0.99)),
              "score": None, "predicted": ""} for i in range(40)]
     rows.append({"status": "no_face", "label": 1, "raw": None, "score": None, "predicted": ""})
-    calibration, threshold, fit = calibrate(model_dir, rows, "python -m detector.evaluate … --calibrate")
+    calibration, threshold, fit = calibrate(model_dir, rows, "deepfake-detector evaluate … --calibrate")
     card = json.loads((model_dir / "model.json").read_text())
     assert card["calibration"] == {"scale": calibration.scale, "bias": calibration.bias}
     assert card["threshold"] == round(threshold, 4) and card["calibration_fit"]["videos"] == 40
@@ -306,6 +308,7 @@ def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
     assert rows[0]["score"] == pytest.approx(calibration(rows[0]["raw"]))
 
 
+@pytest.mark.slow
 def test_training_stops_when_the_network_collapses_or_diverges():
     """A network that scores every crop alike for COLLAPSE_STEPS batches (dead final activations), or
     whose loss is no number, stops the run with a reason instead of training on for an hour."""
@@ -329,6 +332,7 @@ def test_training_stops_when_the_network_collapses_or_diverges():
         run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")
 
 
+@pytest.mark.slow
 def test_weight_average_follows_the_weights_is_lent_to_the_network_and_checkpointed(tmp_path):
     """--ema: the average is decay·average + (1 − decay)·weights after every step, with the decay
     ramping up as (1 + n)/(10 + n); applied() (what train() validates and saves under) lends it to

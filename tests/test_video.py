@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import face_clip, ffmpeg
-from detector.video import MAX_DECODE_SIDE, VideoError, ffmpeg_binary, probe, sample_frames
+from detector.scan.video import MAX_DECODE_SIDE, VideoError, ffmpeg_binary, probe, sample_frames
 
 
 def frames_of(path: Path, count: int):
@@ -156,6 +156,7 @@ def test_high_bit_depth_and_full_chroma_decode_to_true_colours(vid, pix_fmt):
         assert f.image.reshape(-1, 3).mean(axis=0) == pytest.approx([0x33, 0x66, 0xCC], abs=6)
 
 
+@pytest.mark.slow
 def test_8k_frames_are_capped(vid):
     path = vid / "8k.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:duration=1", "-pix_fmt", "yuv420p",
@@ -326,14 +327,14 @@ def b_frame_clip(vid) -> Path:
 
 
 def decoded(path: Path, count: int, **options) -> tuple[list, list[float] | None]:
-    from detector.video import Decoding
+    from detector.scan.video import Decoding
 
     with Decoding(path, count, probe(path), **options) as decoding:
         return [(frame.time, frame.image) for frame in decoding], decoding.expected_times
 
 
 def test_frames_nothing_needs_are_dropped_and_the_samples_are_a_full_decodes(b_frame_clip):
-    from detector.video import _needless_packets
+    from detector.scan.video import _needless_packets
 
     info = probe(b_frame_clip)
     needless, times = _needless_packets(b_frame_clip, 32, info)
@@ -347,7 +348,7 @@ def test_frames_nothing_needs_are_dropped_and_the_samples_are_a_full_decodes(b_f
 
 def test_one_decoding_thread_gives_ffmpegs_own_choices_frames(b_frame_clip, monkeypatch):
     # DECODE_THREADS (one on a 2-core machine) against ffmpeg's automatic thread count: the same samples
-    import detector.video as video
+    import detector.scan.video as video
 
     monkeypatch.setattr(video, "DECODE_THREADS", 1)
     one, _ = decoded(b_frame_clip, 32, drop_needless=False)
@@ -358,7 +359,7 @@ def test_one_decoding_thread_gives_ffmpegs_own_choices_frames(b_frame_clip, monk
 
 
 def test_nothing_is_dropped_where_it_cannot_be_foreseen(vid, b_frame_clip, monkeypatch):
-    from detector import video
+    from detector.scan import video
 
     no_b_frames = face_clip(vid / "no_b_frames.mp4", seconds=2.0)  # ultrafast: every frame is referred to
     assert video._needless_packets(no_b_frames, 8, probe(no_b_frames)) is None
@@ -374,7 +375,7 @@ def test_a_long_clips_headers_are_not_read_to_the_end(b_frame_clip, monkeypatch)
     import signal
     import subprocess
 
-    from detector import video
+    from detector.scan import video
 
     started, real_popen = [], subprocess.Popen
 
@@ -394,9 +395,9 @@ def test_a_long_clips_headers_are_not_read_to_the_end(b_frame_clip, monkeypatch)
 def test_samples_at_other_times_than_foreseen_are_decoded_again_in_full(b_frame_clip, monkeypatch):
     """Should the samples not come out at the foreseen times (an edit list the prediction missed,
     say), the scanner decodes the clip again with every frame, so it never scores other frames."""
-    from detector import video
-    from detector.faces import FaceDetector
-    from detector.pipeline import extract_faces
+    from detector.scan import video
+    from detector.scan.faces import FaceDetector
+    from detector.scan.scanner import extract_faces
 
     foresee, real_init, opened = video._needless_packets, video.Decoding.__init__, []
 
@@ -418,9 +419,9 @@ def test_samples_at_other_times_than_foreseen_are_decoded_again_in_full(b_frame_
 
 
 def test_an_ffmpeg_refusing_the_drop_filter_decodes_in_full(b_frame_clip, monkeypatch):
-    from detector import video
-    from detector.faces import FaceDetector
-    from detector.pipeline import extract_faces
+    from detector.scan import video
+    from detector.scan.faces import FaceDetector
+    from detector.scan.scanner import extract_faces
 
     detector = FaceDetector("cpu")
     expected = extract_faces(b_frame_clip, detector, 8, 64).times

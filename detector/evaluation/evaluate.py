@@ -1,6 +1,6 @@
 """Evaluate a model on a labelled set with the real scanner, and write the report.
 
-    python -m detector.evaluate --model models/default --data ../shared/data/manifest.csv --out work/eval
+    deepfake-detector evaluate --model models/default --data ../shared/data/manifest.csv --out work/eval
 
 Every clip goes through the same stages and defaults as `app.py` (its results land in
 OUT/scan/, so an interrupted evaluation resumes), then video-level metrics are computed overall,
@@ -26,23 +26,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from detector.aggregation import AGGREGATES, Calibration
+from detector.scan.aggregation import AGGREGATES, Calibration
 from detector.api import scan_batch
-from detector.evaluation.report import (
-    compute_metrics,
-    format_table,
-    grouped_metrics,
-    paired_ranking,
-    pick_threshold,
-    write_report,
-)
-from detector.faces import FaceDetector
+from detector.evaluation.metrics import compute_metrics, grouped_metrics, paired_ranking, pick_threshold
+from detector.evaluation.report import format_table, write_report
+from detector.scan.faces import FaceDetector
 from detector.files import atomic_write
-from detector.model import Model
-from detector.pipeline import Scanner, Settings
-from detector.results import ResultsFolder
+from detector.scan.model import Model
+from detector.scan.scanner import Scanner, Settings
+from detector.scan.status import Status
+from detector.output.results import ResultsFolder
 from detector.runtime import resolve_device
-from detector.training.datasets import (
+from detector.data.datasets import (
     SIDES,
     LabelledVideo,
     read_dataset,
@@ -63,7 +58,7 @@ def scan_labelled(model: Model, videos: list[LabelledVideo], out: Path, settings
     for video in videos:
         row = results.rows[str(video.path)]
         raw = None
-        if row.status == "ok":
+        if row.status == Status.OK:
             raw = json.loads((results.folder / row.details).read_text())["verdict"].get("p_raw", row.p_fake)
         rows.append({"path": str(video.path), "label": video.label, "score": row.p_fake, "raw": raw,
                      "group": video.method, "dataset": video.dataset,
@@ -76,7 +71,7 @@ def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = N
     """Metrics overall, per method and per dataset; writes the report files; returns the metrics
     and what metrics.json holds beside them (`extra` with the uncalibrated scores' figures and the
     own-original pairs where there are any)."""
-    scored = [r for r in rows if r["status"] == "ok"]
+    scored = [r for r in rows if r["status"] == Status.OK]
     if not scored:
         raise ValueError("no clip could be scored (no faces found or unreadable): nothing to evaluate")
     labels, scores = [r["label"] for r in scored], [r["score"] for r in scored]
@@ -90,7 +85,7 @@ def report(rows: list[dict], out: Path, threshold: float, extra: dict | None = N
     if paired := paired_ranking(scored):
         extra = {**(extra or {}), "paired": paired}
     # Rows that could not be scored are listed but carry no score; the plots skip them.
-    write_report(out, scored + [r for r in rows if r["status"] != "ok"], metrics, extra)
+    write_report(out, scored + [r for r in rows if r["status"] != Status.OK], metrics, extra)
     return metrics, extra or {}
 
 
@@ -125,7 +120,7 @@ def fit_calibration(labels: list[int], raw: list[float]) -> Calibration:
 def calibrate(model_dir: Path, rows: list[dict], command: str) -> tuple[Calibration, float, dict]:
     """Fit the calibration and the threshold on these (validation) rows and write them into
     model.json, with what they were fitted on; rows' scores become the calibrated ones."""
-    scored = [r for r in rows if r["status"] == "ok"]
+    scored = [r for r in rows if r["status"] == Status.OK]
     labels, raw = [r["label"] for r in scored], [r["raw"] for r in scored]
     if not 0 < sum(labels) < len(labels):
         raise ValueError("calibration needs both real and fake clips that could be scored")
@@ -155,7 +150,7 @@ def record_in_card(model_dir: Path, metrics: dict, command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="deepfake-detector evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="SavedModel folder")
     parser.add_argument("--data", type=Path, help="labelled videos: a folder in a supported layout or a CSV manifest")
@@ -179,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     model = Model(args.model, device)
     settings = Settings(frames=args.frames, aggregate=args.aggregate, threshold=args.threshold)
-    command = "python -m detector.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "deepfake-detector evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     rows = scan_labelled(model, videos, args.out, settings, device)
     threshold, extra = settings.threshold_for(model), None
     if args.calibrate:

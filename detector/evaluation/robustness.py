@@ -1,6 +1,6 @@
 """How far do verdicts move when a clip is re-encoded the way platforms re-encode uploads?
 
-    python -m detector.robustness --model models/default --data ../shared/data/manifest.csv \\
+    deepfake-detector robustness --model models/default --data ../shared/data/manifest.csv \\
         --split models/default/split.csv --subset val --out work/robustness
 
 Each labelled clip is scanned as it is, then again after each degradation: the whole clip
@@ -32,11 +32,12 @@ import numpy as np
 from detector.evaluation.evaluate import report, scan_labelled, select_videos
 from detector.evaluation.report import format_auc, format_number, text_table
 from detector.files import atomic_write
-from detector.model import Model
-from detector.pipeline import Settings
+from detector.scan.model import Model
+from detector.scan.scanner import Settings
+from detector.scan.status import Status
 from detector.runtime import resolve_device
-from detector.training.datasets import SIDES, LabelledVideo
-from detector.video import IMAGE_EXTENSIONS, ffmpeg_binary
+from detector.data.datasets import SIDES, LabelledVideo
+from detector.scan.video import IMAGE_EXTENSIONS, ffmpeg_binary
 
 AS_IS = "as-is"
 
@@ -114,7 +115,7 @@ def scan_degraded(model: Model, videos: list[LabelledVideo], degradation: Degrad
     scanned = iter(scan_labelled(model, made, out, settings, device, progress) if made else [])
     return [
         {"path": str(video.path), "label": video.label, "score": None, "raw": None, "group": video.method,
-         "dataset": video.dataset, "status": "error", "predicted": None, "error": failed[video.path]}
+         "dataset": video.dataset, "status": Status.ERROR, "predicted": None, "error": failed[video.path]}
         if video.path in failed else next(scanned)
         for video in videos
     ]
@@ -123,9 +124,9 @@ def scan_degraded(model: Model, videos: list[LabelledVideo], degradation: Degrad
 def compare(name: str, rows: list[dict], as_is: list[dict], threshold: float, out: Path) -> Outcome:
     """Metrics of one form of the clips (its evaluator's report written to `out`), and how its
     scores moved from the as-is ones (rows in the same order)."""
-    scored = [r for r in rows if r["status"] == "ok"]
+    scored = [r for r in rows if r["status"] == Status.OK]
     metrics = report(rows, out, threshold)[0]["all"] if scored else None
-    both = [(r, a) for r, a in zip(rows, as_is) if r["status"] == "ok" and a["status"] == "ok"]
+    both = [(r, a) for r, a in zip(rows, as_is) if r["status"] == Status.OK and a["status"] == Status.OK]
     deltas = [abs(r["score"] - a["score"]) for r, a in both]
     return Outcome(
         name, len(scored), len(rows) - len(scored),
@@ -175,7 +176,7 @@ def format_outcomes(outcomes: list[Outcome]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.robustness", description=__doc__,
+    parser = argparse.ArgumentParser(prog="deepfake-detector robustness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="SavedModel folder")
     parser.add_argument("--data", type=Path, help="labelled videos: a folder in a supported layout or a CSV manifest")
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     print(format_outcomes(outcomes))
-    command = "python -m detector.robustness " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "deepfake-detector robustness " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     print(f"{command}\nreport: {args.out}/robustness.json, robustness.csv, and a folder per form", file=sys.stderr)
     return 0
 

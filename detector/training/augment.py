@@ -137,7 +137,7 @@ def h264_roundtrip(images: np.ndarray, crf: int, preset: str = "veryfast") -> np
     """
     import subprocess
 
-    from detector.video import ffmpeg_binary
+    from detector.scan.video import ffmpeg_binary
 
     n, h, w, _ = images.shape
     even = np.pad(images, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p needs even sides

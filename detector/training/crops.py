@@ -1,8 +1,8 @@
 """Build a cached face-crop dataset from labelled videos and photos, with the scanner's own stages.
 
-    python -m detector.crops --data ../shared/data --photos ../shared/data/faces/lfw --out work/crops
+    deepfake-detector crops --data ../shared/data --photos ../shared/data/faces/lfw --out work/crops
 
-Crops come from `detector.pipeline.extract_faces`, the function the scanner uses, so a model
+Crops come from `detector.scan.scanner.extract_faces`, the function the scanner uses, so a model
 trained on them sees exactly what it will be asked to judge. Only each clip's main face track is
 kept: in a face-swap video other people in the frame are real, and labelling them fake would
 teach the model noise. Resumable: a clip already in the index is not processed again.
@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from detector.training.datasets import LabelledVideo, read_dataset, read_face_photos
-from detector.faces import FaceDetector
-from detector.pipeline import extract_faces
+from detector.data.datasets import LabelledVideo, read_dataset, read_face_photos
+from detector.scan.faces import FaceDetector
+from detector.scan.scanner import extract_faces
+from detector.scan.status import Status
 from detector.files import append_csv, atomic_write, csv_text, read_csv_log
-from detector.video import IMAGE_EXTENSIONS, VideoError
+from detector.scan.video import IMAGE_EXTENSIONS, VideoError
 
 INDEX_COLUMNS = ["crop", "video", "label", "dataset", "method", "identities", "frame", "time", "track", "landmarks"]
 
@@ -56,7 +57,7 @@ class CropRecord:
 def read_index(folder: Path) -> list[CropRecord]:
     path = Path(folder) / "index.csv"
     if not path.exists():
-        raise FileNotFoundError(f"no crop index at {path}: build it with python -m detector.crops")
+        raise FileNotFoundError(f"no crop index at {path}: build it with deepfake-detector crops")
     with path.open(newline="", encoding="utf-8") as handle:
         return [
             CropRecord(Path(folder) / row["crop"], row["video"], int(row["label"]), row["dataset"], row["method"],
@@ -98,7 +99,7 @@ def build(items: list[LabelledVideo], out: Path, frames: int, crop_size: int, pr
         key = hashlib.sha1(str(item.path).encode()).hexdigest()[:12]
         try:
             found = _extract(item.path, detector, frames, crop_size, photo_margin)
-            status = "ok" if found.crops else "no_face"
+            status = Status.OK if found.crops else Status.NO_FACE
         except VideoError as exc:
             found, status = None, f"unreadable: {exc}"
         rows = []
@@ -145,7 +146,7 @@ def _open_log(path: Path, columns: list[str], keep) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.crops", description=__doc__,
+    parser = argparse.ArgumentParser(prog="deepfake-detector crops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, action="append", default=[],
                         help="labelled videos: a folder in a supported layout or a CSV manifest (repeatable)")

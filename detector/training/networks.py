@@ -12,8 +12,12 @@ import math
 from pathlib import Path
 
 from detector.runtime import keras
+from detector.scan.model import Contract
 
 ARCHITECTURES = ("efficientnet-lite0", "efficientnetv2-b0")
+# What every network built here takes and gives (its input size is the network's): the trainer
+# scales batches and reads p(fake) through it, and writes it into the exported model.json.
+CONTRACT = Contract(input_range=(0.0, 1.0), output="softmax", fake_index=1)
 
 # EfficientNet-Lite0's blocks, as in keras' applications/efficientnet.py:
 # (repeats, kernel, first stride, expand ratio, channels in, channels out).

@@ -1,6 +1,6 @@
 """Train a deepfake detector on face-crop datasets and export it for the scanner.
 
-    python -m detector.train --crops work/crops_clips --crops work/crops_lfw --out work/run --init imagenet
+    deepfake-detector train --crops work/crops_clips --crops work/crops_lfw --out work/run --init imagenet
 
 The network is EfficientNet-Lite0 (default; `--init imagenet` starts from its ImageNet weights)
 or EfficientNetV2-B0 (`--arch efficientnetv2-b0`). A pretrained network is fine-tuned in two
@@ -16,7 +16,7 @@ crops (`--sbi`). Self-blends teach the blending boundary every face swap leaves 
 method's fingerprint. Clips are split by source identity into train, val and test; validation
 (crop- and video-level AUC) runs every epoch on val, the best epoch is exported as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
-alone for `python -m detector.evaluate --subset test`.
+alone for `deepfake-detector evaluate --subset test`.
 """
 from __future__ import annotations
 
@@ -30,21 +30,21 @@ import shlex
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from detector.evaluation.report import compute_metrics, pick_threshold
+from detector.evaluation.metrics import compute_metrics, pick_threshold
 from detector.files import atomic_open, atomic_write
 from detector.runtime import keras, tf
 from detector.training.augment import augment, h264_roundtrip
 from detector.training.crops import CropRecord, read_index
-from detector.training.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
-from detector.training.networks import ARCHITECTURES, build_detector
+from detector.data.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
+from detector.training.networks import ARCHITECTURES, CONTRACT, build_detector
 from detector.training.selfblend import sample_grid, self_blend
-from detector.video import IMAGE_EXTENSIONS
+from detector.scan.video import IMAGE_EXTENSIONS
 
 SBI_MODES = ("off", "mix", "only")
 BN_MODES = ("train", "frozen")
@@ -142,7 +142,7 @@ class CropSampler:
         recode = np.flatnonzero(self.rng.random(len(x)) < self.config.h264_p)
         if len(recode):
             x[recode] = h264_roundtrip(x[recode], int(self.rng.integers(18, 41)))
-        return x.astype(np.float32) / 255.0, labels
+        return CONTRACT.to_input(x), labels
 
 
 def prefetch(make, size: int = 4):
@@ -169,8 +169,8 @@ def prefetch(make, size: int = 4):
 def predict(model: keras.Model, records: list[CropRecord], batch_size: int = 32) -> np.ndarray:
     scores = []
     for start in range(0, len(records), batch_size):
-        x = np.stack([r.image() for r in records[start:start + batch_size]]).astype(np.float32) / 255.0
-        scores.append(model(x, training=False).numpy()[:, 1])
+        x = CONTRACT.to_input(np.stack([r.image() for r in records[start:start + batch_size]]))
+        scores.append(CONTRACT.p_fake(model(x, training=False).numpy()))
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
@@ -269,7 +269,7 @@ def step_function(model: keras.Model, optimizer: keras.optimizers.Optimizer, con
         if average is not None:
             average.update()
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=tf.int32), y), tf.float32))
-        return loss, accuracy, tf.math.reduce_std(p[:, 1])
+        return loss, accuracy, tf.math.reduce_std(p[:, CONTRACT.fake_index])
 
     return step
 
@@ -320,8 +320,8 @@ class TrainingFailed(RuntimeError):
 
 
 # A collapsed network scores every crop of a batch the same (its last ReLU6 activations have all died:
-# zero features, zero gradients) and never recovers; the bundled recipe with --seed 2 did that 340
-# steps into its first epoch. A healthy one's scores spread by more than COLLAPSE_SPREAD over a batch.
+# zero features, zero gradients) and never recovers (the model card tells of a seed of the bundled
+# recipe that did). A healthy one's scores spread by more than COLLAPSE_SPREAD over a batch.
 COLLAPSE_SPREAD = 1e-4
 COLLAPSE_STEPS = 25  # batches in a row
 
@@ -455,9 +455,8 @@ def export(model: keras.Model, folder: Path, threshold: float, card: dict) -> Pa
     """SavedModel in the original format (tf_keras: saved_model.pb, keras_metadata.pb, variables/),
     no optimizer state, plus model.json: the contract the scanner reads and the data card."""
     model.save(str(folder), include_optimizer=False)
-    contract = {"input_size": int(model.input_shape[1]), "input_range": [0.0, 1.0], "output": "softmax",
-                "fake_index": 1, "threshold": round(float(threshold), 4), **card}
-    atomic_write(folder / "model.json", json.dumps(contract, indent=1) + "\n")
+    contract = replace(CONTRACT, input_size=int(model.input_shape[1]), threshold=round(float(threshold), 4), card=card)
+    atomic_write(folder / "model.json", json.dumps(contract.to_json(), indent=1) + "\n")
     return folder
 
 
@@ -486,10 +485,10 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="deepfake-detector train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crops", type=Path, action="append", required=True,
-                        help="crop dataset folder from python -m detector.crops (repeatable)")
+                        help="crop dataset folder from deepfake-detector crops (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="run folder: log, curves, checkpoints, model/")
     parser.add_argument("--split", type=Path, default=None,
                         help="split CSV to use (written there if missing; default OUT/split.csv)")
@@ -508,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(f"training on {device}: {config}", file=sys.stderr)
-    command = "python -m detector.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "deepfake-detector train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         folder = train(args.crops, args.out, config, args.split, args.init, args.resume, command)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:

@@ -1,9 +1,8 @@
-"""Stage 2 — faces: MTCNN detection on downscaled frames, square crops at full resolution, tracks.
+"""Stage 2 — faces: MTCNN detection on downscaled frames, whole or only near known faces.
 
 Detection runs on a smaller copy of each frame (MTCNN's cost grows with the pixel count) and the
-boxes are mapped back, so the crop the model sees keeps every pixel of the original face. The
-crop is the same function for scanning and for building training data, so both see identical
-faces.
+boxes are mapped back to full resolution, where crop.py cuts the crop the model sees; tracking.py
+decides which frames are searched whole and links faces into tracks.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import torch
 from facenet_pytorch import MTCNN
 from facenet_pytorch.models.utils.detect_face import detect_face, imresample
 
-CROP_MARGIN = 0.3  # the crop's side is the box's longer side × (1 + margin): keeps the face edge
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
 # MTCNN looks for, in pixels of the detection frame (27 of 360 = 7.5% of a 16:9 frame's height).
 # MTCNN's first pyramid level is side × 12/MIN_FACE whatever the side, so the ratio, not the side,
@@ -26,14 +24,11 @@ DETECT_SIDE = 640
 MIN_FACE = 27
 MIN_PROB = 0.9  # MTCNN's own confidence below which a detection is dropped as a false positive
 MAX_FACES = 8  # per frame, largest first: bounds the work on crowd shots
-LINK_IOU = 0.2  # two detections in neighbouring samples are one person above this overlap
-# Tracking (--detect-every N > 1): between full-frame passes (every N-th sampled frame, and
+# Tracking (tracking.py, --detect-every N > 1): between full-frame passes (every N-th sampled frame, and
 # whenever a face is lost or nears the edge of its search region) each face is searched for only
 # within its last box grown by NEAR_MARGIN of its side each way. Its boxes are a full pass's, so
 # it is on by default (bench/fast_vs_thorough.py: p_fake within 0.004 of a full pass on every frame).
 NEAR_MARGIN = 0.5
-DETECT_EVERY = 8
-FOLLOW_FAILURES = 2  # failed near searches after which whole frames are searched until the next full pass
 
 
 @dataclass(frozen=True)
@@ -48,13 +43,6 @@ class Face:
         """The box's longer side: what a crop is cut around, and a face's size in the verdict."""
         x1, y1, x2, y2 = self.box
         return max(x2 - x1, y2 - y1)
-
-
-@dataclass(frozen=True)
-class Crop:
-    face: Face
-    image: np.ndarray = field(repr=False)  # size×size×3 uint8 RGB
-    landmarks: np.ndarray = field(repr=False)  # 5×2 in crop pixels, for self-blended training fakes
 
 
 class FaceDetector:
@@ -76,8 +64,7 @@ class FaceDetector:
                     if isinstance(layer, torch.nn.MaxPool2d):
                         setattr(net, name, _ChannelsLastPool(layer))
         # Following faces (detect_near) saves CPU time; on a GPU full passes over 8 frames at a time
-        # are cheaper than a frame-by-frame search near faces (bench/face_stage.py on an H200:
-        # 6.5 against 40 ms a 1080p frame).
+        # are cheaper than a frame-by-frame search near faces (bench/face_stage.py measures both).
         self.follows_faces = device == "cpu"
 
     def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
@@ -277,37 +264,6 @@ def _inside(box: np.ndarray, region: tuple[float, ...]) -> bool:
     return bool(box[0] >= region[0] and box[1] >= region[1] and box[2] <= region[2] and box[3] <= region[3])
 
 
-class FaceTracker:
-    """Faces in a clip's sampled frames, frame by frame: a full-frame pass every `every`-th frame,
-    and whenever there is no face to follow, one is lost or one nears the edge of where it was
-    looked for; in between, each face is searched for only near where it was
-    (FaceDetector.detect_near), with a full pass's result. New faces are found by the next full
-    pass; `every=1` is a full pass on every frame.
-
-    A near search that fails costs a full pass on top. After FOLLOW_FAILURES of them since the last
-    scheduled full pass (faces moving farther than the search margin every frame, a crowd), whole
-    frames are searched until the next one, which gives the same faces more cheaply."""
-
-    def __init__(self, detector: FaceDetector, every: int = DETECT_EVERY):
-        self.detector, self.every = detector, max(1, every)
-        self.previous: list[Face] = []
-        self.full_passes = 0
-        self.failures = 0  # near searches that fell back to a full pass since the last scheduled one
-
-    def __call__(self, image: np.ndarray, index: int) -> list[Face]:
-        if index % self.every == 0:
-            self.failures = 0
-        elif self.previous and self.failures < FOLLOW_FAILURES:
-            near = self.detector.detect_near(image, index, [face.box for face in self.previous])
-            if near is not None and all(any(_iou(face.box, now.box) >= LINK_IOU for now in near) for face in self.previous):
-                self.previous = near
-                return near
-            self.failures += 1
-        self.full_passes += 1
-        self.previous = self.detector.detect([image], index)[0]
-        return self.previous
-
-
 def _faces(index: int, boxes, probs, points, scale: float, origin: tuple[float, float],
            size: tuple[int, int]) -> list[Face]:
     """MTCNN's detections in an image scaled by `scale` whose corner sits at `origin` in the frame,
@@ -329,68 +285,3 @@ def _faces(index: int, boxes, probs, points, scale: float, origin: tuple[float, 
 
 def _largest(faces: list[Face]) -> list[Face]:
     return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)[:MAX_FACES]
-
-
-def crop_face(image: np.ndarray, face: Face, size: int, margin: float = CROP_MARGIN) -> Crop:
-    """A square crop centred on the face, padded with black past the frame edge, resized to size.
-
-    Square first, then resized, so the face is never stretched; area interpolation when shrinking
-    avoids aliasing, cubic when enlarging a small face.
-    """
-    x1, y1, x2, y2 = face.box
-    side = face.side * (1.0 + margin)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    side_px = max(1, int(round(side)))
-    square = _square(image, left, top, side_px)
-    interpolation = cv2.INTER_AREA if side_px > size else cv2.INTER_CUBIC
-    resized = cv2.resize(square, (size, size), interpolation=interpolation)
-    landmarks = (face.landmarks - np.array([left, top], np.float32)) * (size / side_px)
-    return Crop(face, resized, landmarks.astype(np.float32))
-
-
-def _square(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
-    """The side×side square of the image whose corner is at (left, top), black past its edges."""
-    height, width = image.shape[:2]
-    square = np.zeros((side, side, 3), np.uint8)
-    sx1, sy1 = max(0, left), max(0, top)
-    sx2, sy2 = min(width, left + side), min(height, top + side)
-    if sx2 > sx1 and sy2 > sy1:
-        square[sy1 - top:sy2 - top, sx1 - left:sx2 - left] = image[sy1:sy2, sx1:sx2]
-    return square
-
-
-def link_tracks(faces: list[Face]) -> list[int]:
-    """Track id per face (faces in frame order): each face joins the track whose latest box overlaps
-    it most, greedily, else starts a new track, so each person is scored on their own."""
-    last_box: dict[int, tuple[float, float, float, float]] = {}
-    by_frame: dict[int, list[int]] = {}
-    for i, face in enumerate(faces):
-        by_frame.setdefault(face.frame, []).append(i)
-    track_of: list[int] = [-1] * len(faces)
-    for frame in sorted(by_frame):
-        members = by_frame[frame]
-        pairs = sorted(
-            ((_iou(faces[i].box, box), i, track) for i in members for track, box in last_box.items()),
-            reverse=True,
-        )
-        taken: set[int] = set()
-        for overlap, i, track in pairs:
-            if overlap < LINK_IOU:
-                break
-            if track_of[i] == -1 and track not in taken:
-                track_of[i] = track
-                taken.add(track)
-        for i in members:
-            if track_of[i] == -1:
-                track_of[i] = len(last_box)
-            last_box[track_of[i]] = faces[i].box
-    return track_of
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

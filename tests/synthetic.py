@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 
-from detector.video import ffmpeg_binary
+from detector.scan.video import ffmpeg_binary
 
 
 def ffmpeg(*args: str) -> None:

@@ -3,7 +3,7 @@
 `extract_faces` is the shared front half (frames and crops); the trainer and the evaluator call it
 too, so the crops a model is trained on are made exactly like the crops it is asked to judge.
 `Scanner.scan` turns one input into a `ScanResult` and never raises for a bad input; what is
-written where (results.csv, details JSON, console) is decided by `detector.writers`.
+written where (results.csv, details JSON, console) is decided by `detector.output.writers`.
 """
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.aggregation import TrackScore, Verdict, aggregate
-from detector.evidence import Evidence, collect
-from detector.faces import DETECT_EVERY, Crop, FaceDetector, FaceTracker, crop_face, link_tracks
-from detector.model import Model
-from detector.video import (
+from detector.scan.aggregation import TrackScore, Verdict, aggregate
+from detector.scan.evidence import Evidence, collect
+from detector.scan.crop import Crop, crop_face
+from detector.scan.faces import FaceDetector
+from detector.scan.tracking import DETECT_EVERY, FaceTracker, link_tracks
+from detector.scan.model import Model
+from detector.scan.status import Status
+from detector.scan.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     Decoding,
@@ -35,7 +38,7 @@ from detector.video import (
 )
 
 if TYPE_CHECKING:
-    from detector.explain import Explainer
+    from detector.scan.explain import Explainer
 
 log = logging.getLogger("detector")
 
@@ -186,16 +189,12 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class ScanResult:
-    """What scanning one input found. `status` is ok, no_face, unreadable or error; label, p_fake,
-    p_raw and verdict are set only when ok; `error` says why when not."""
+    """What scanning one input found. The verdict is set only when the status is ok; `error` says
+    why when not."""
     path: str
-    status: str
-    label: str = ""
-    p_fake: float | None = None
-    p_raw: float | None = None  # before the model's calibration (equal to p_fake without one)
+    status: Status
     error: str = ""
     frames: tuple[FrameResult, ...] = ()  # every sampled frame, with its faces
-    tracks: tuple[TrackScore, ...] = ()  # every face track, passers-by included
     verdict: Verdict | None = None
     video: VideoInfo | None = None
     seconds: float = 0.0
@@ -207,6 +206,25 @@ class ScanResult:
     traceback: str = ""  # for an internal error
     # thumbnails (and with explain, heat-maps) for the HTML report; not in results.csv or the JSON
     evidence: Evidence = field(default=Evidence(), repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """FAKE or REAL; empty without a verdict."""
+        return self.verdict.label if self.verdict else ""
+
+    @property
+    def p_fake(self) -> float | None:
+        return self.verdict.p_fake if self.verdict else None
+
+    @property
+    def p_raw(self) -> float | None:
+        """p_fake before the model's calibration (equal to p_fake without one)."""
+        return self.verdict.p_raw if self.verdict else None
+
+    @property
+    def tracks(self) -> tuple[TrackScore, ...]:
+        """Every face track, passers-by included."""
+        return tuple(self.verdict.tracks) if self.verdict else ()
 
     @property
     def n_frames(self) -> int:
@@ -234,7 +252,7 @@ class Scanner:
     def explainer(self) -> Explainer:
         """The model's heat-mapper, made on first use (the Keras rebuild for Grad-CAM is slow)."""
         if self._explainer is None:
-            from detector.explain import Explainer
+            from detector.scan.explain import Explainer
             self._explainer = Explainer(self.model)
         return self._explainer
 
@@ -281,7 +299,7 @@ class Scanner:
                                   self.timer, self.settings.detect_every)
             return _Front(path, started, found, faces)
         except VideoError as exc:
-            found.update(status="unreadable", error=str(exc))
+            found.update(status=Status.UNREADABLE, error=str(exc))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file never stops a batch: record it and go on
@@ -308,21 +326,20 @@ class Scanner:
         with self.timer("aggregate"):
             frames = _frame_results(found, scores)
             if not found.crops:
-                return dict(status="no_face", error=f"no face found in {len(found.times)} sampled frame(s)",
+                return dict(status=Status.NO_FACE, error=f"no face found in {len(found.times)} sampled frame(s)",
                             frames=frames, video=found.info)
             verdict = aggregate(scores, found.tracks, len(found.times), self.settings.threshold_for(self.model),
                                 self.settings.aggregate, self.model.contract.calibration,
                                 [c.face.side for c in found.crops])
         evidence = collect([c.image for c in found.crops], scores, found.tracks, self.explainer if explain else None)
-        return dict(status="ok", label=verdict.label, p_fake=verdict.p_fake, p_raw=verdict.p_raw, frames=frames,
-                    tracks=tuple(verdict.tracks), verdict=verdict, video=found.info, evidence=evidence)
+        return dict(status=Status.OK, frames=frames, verdict=verdict, video=found.info, evidence=evidence)
 
 
 def _failure(path: Path, exc: Exception) -> dict:
     """The result fields of an internal error (call inside its `except`, for the traceback)."""
     trace = traceback.format_exc()
     log.debug("%s failed:\n%s", path, trace)
-    return dict(status="error", error=f"{type(exc).__name__}: {exc}", traceback=trace)
+    return dict(status=Status.ERROR, error=f"{type(exc).__name__}: {exc}", traceback=trace)
 
 
 @dataclass(frozen=True)

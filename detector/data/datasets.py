@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.files import atomic_write
-from detector.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from detector.scan.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 REAL, FAKE = 0, 1

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-from detector.pipeline import ScanResult
-from detector.results import Row
+from detector.scan.scanner import ScanResult
+from detector.output.results import Row
+from detector.scan.status import Status
 
 
 def result_row(result: ScanResult) -> Row:
@@ -34,7 +35,7 @@ def result_details(result: ScanResult) -> dict:
 
 def result_line(result: ScanResult) -> str:
     """`FAKE  p_fake=0.913  clip.mp4  (32 faces, 1 track)` or `unreadable  clip.mp4  (why)`."""
-    if result.status == "ok":
+    if result.status == Status.OK:
         tracks = f"{result.n_tracks} track{'s' if result.n_tracks != 1 else ''}"
         return f"{result.label:<4}  p_fake={result.p_fake:.3f}  {result.path}  ({result.n_faces} faces, {tracks})"
     return f"{result.status}  {result.path}  ({result.error})"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from detector.model import Model
+from detector.scan.model import Model
 from detector.runtime import tf
 
 log = logging.getLogger("detector")

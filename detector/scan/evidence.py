@@ -2,7 +2,7 @@
 of the crops the HTML report shows and, with explain, heat-map overlays of the most suspicious.
 
 Only a few crops per track are kept (the most and the least suspicious), as JPEG bytes, so a
-result stays small however long the batch (detector.report_html writes them out).
+result stays small however long the batch (detector.output.html_report writes them out).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from detector.explain import Explainer
+    from detector.scan.explain import Explainer
 
 THUMBNAIL_SIDE = 96
 JPEG_QUALITY = 80
@@ -56,7 +56,7 @@ def collect(crops: Sequence[np.ndarray], scores: np.ndarray, tracks: Sequence[in
     thumbnails = {i: jpeg(crops[i], THUMBNAIL_SIDE) for i in shown_crops(list(map(float, scores)), tracks)}
     if explainer is None or not len(crops):
         return Evidence(thumbnails)
-    from detector.explain import overlay
+    from detector.scan.explain import overlay
 
     top = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:EXPLAINED]]
     maps = explainer(np.stack([crops[i] for i in top]))

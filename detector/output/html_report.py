@@ -23,8 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from detector.files import atomic_write
-from detector.pipeline import ScanResult
-from detector.results import ResultsFolder, Row
+from detector.scan.scanner import ScanResult
+from detector.output.results import ResultsFolder, Row
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ROWS_PER_CHUNK = 100

@@ -135,7 +135,7 @@ SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
 # ffmpeg's decoding threads: a quarter of the cores (at least one). A batch decodes two inputs side
 # by side while their faces are searched for and the model scores, so the cores are busy anyway; on
 # 2 cores one thread each decodes with less CPU time than ffmpeg's own choice (frame threading's
-# hand-offs cost time when no core is free; bench/benchmark.py's decode stage, README "Speed"), and
+# hand-offs cost time when no core is free; bench/benchmark.py's decode stage, docs/speed.md), and
 # the frames are bit for bit the same (tests/test_video.py).
 DECODE_THREADS = max(1, cpu_cores() // 4)
 DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p

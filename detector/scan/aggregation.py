@@ -15,8 +15,8 @@ AGGREGATES = ("track-max", "mean")
 MIN_TRACK_SHARE = 0.1  # a track seen in fewer than this share of sampled frames is a passer-by
 # A deciding track whose faces are under this share of the largest counted track's side is named as
 # small in the reason: models are trained on each clip's main face only (training/crops.py), so a
-# much smaller face is unlike what they learned from (README, bundled model: an 81-px background
-# face decided a real FaceForensics++ clip at 0.957). The verdict stands.
+# much smaller face is unlike what they learned from (docs/model-card.md: a background face decided
+# a real FaceForensics++ clip). The verdict stands.
 SMALL_FACE_SHARE = 0.5
 
 

@@ -5,12 +5,8 @@ softmax and which index is fake, default threshold). Without one we assume the c
 model this product descends from: 224×224 RGB in [0,1], 2-class softmax, index 1 = fake.
 
 The SavedModel is the model format, but on a CPU the crops are scored in ONNX Runtime where it is
-installed (the same network runs ~45% faster on two cores): the serving signature is converted
-once with tf2onnx, cached by the model's fingerprint, and used only while its p(fake) matches
-TensorFlow's within ONNX_TOLERANCE on a fixed batch of check crops; anything else falls back to
-TensorFlow with one log line, so which runtime scored never changes a verdict. The cached file
-carries TensorFlow's p(fake) on the check crops, so a later load checks it without TensorFlow,
-which is then never imported (a third less memory, seconds less start-up).
+installed and agrees with TensorFlow (onnx.py: conversion, cache and check); anything else falls
+back to TensorFlow with one log line, so which runtime scored never changes a verdict.
 """
 from __future__ import annotations
 
@@ -18,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,21 +21,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.aggregation import Calibration
+from detector.scan.aggregation import Calibration
 from detector.files import atomic_write
 import detector.runtime as _runtime
+from detector.scan import onnx
 
 if TYPE_CHECKING:
     import onnxruntime
 
 log = logging.getLogger("detector")
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
 RUNTIMES = ("auto", "onnx", "tensorflow")
-ONNX_OPSET = 17  # tf2onnx 1.17 writes up to 18; 17 covers every op of these conv nets and loads in ORT ≥ 1.13
-ONNX_TOLERANCE = 1e-4  # the largest |Δ p(fake)| from TensorFlow that ONNX Runtime may show on the check crops
-REFERENCE_KEY = "detector.tensorflow_p_fake"  # ONNX metadata: TensorFlow's p(fake) on the check crops
-OUTPUT_KEY = "detector.output"  # ONNX metadata: the serving signature's output that holds the scores
 
 Forward = Callable[[np.ndarray], np.ndarray]  # a batch as the model takes it → the raw output
 
@@ -49,16 +41,10 @@ class ModelError(Exception):
     """The model is missing, broken or does not match its contract; the message names the path."""
 
 
-class OnnxUnavailable(Exception):
-    """Why this model cannot be scored in ONNX Runtime (conversion or check failed); TensorFlow scores it."""
-
-
-class OnnxMissing(OnnxUnavailable):
-    """ONNX Runtime or tf2onnx is not installed, or there is no GPU build of it: expected, not a fault."""
-
-
 @dataclass(frozen=True)
 class Contract:
+    """What a network takes and gives: the scanner reads it from model.json, the trainer builds its
+    networks to it and writes it there, so both scale crops and read p(fake) the same way."""
     input_size: int = 224
     input_range: tuple[float, float] = (0.0, 1.0)
     output: str = "softmax"  # "softmax": one column per class; "sigmoid": one column, p(fake)
@@ -102,6 +88,22 @@ class Contract:
         if not (len(self.input_range) == 2 and all(number(v) for v in self.input_range)
                 and self.input_range[0] < self.input_range[1]):
             raise ValueError(f"input_range must be [low, high] with low < high, not {list(self.input_range)!r}")
+
+    def to_input(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops as the network takes them: float32 scaled to the input range."""
+        low, high = self.input_range
+        return crops.astype(np.float32) * ((high - low) / 255.0) + low
+
+    def p_fake(self, out: np.ndarray) -> np.ndarray:
+        """p(fake) per row of the network's output (ValueError where its width cannot hold it)."""
+        out = out.reshape(len(out), -1)
+        if self.output == "sigmoid":
+            if out.shape[1] != 1:
+                raise ValueError(f"contract says sigmoid but the model gives {out.shape[1]} outputs")
+            return out[:, 0].astype(np.float32)
+        if out.shape[1] <= self.fake_index:
+            raise ValueError(f"the model gives {out.shape[1]} outputs, fake index is {self.fake_index}")
+        return out[:, self.fake_index].astype(np.float32)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -172,23 +174,23 @@ class Model:
         it still gives the p(fake) TensorFlow gave on the check crops when it was made. The cache
         holds only models that passed every check above (its name is the fingerprint, which covers
         model.json), so only the contract is read again."""
-        cached = self._cache_file()
+        cached = onnx.cache_file(self.fingerprint)
         if not cached.is_file():
             return False
         try:
-            session = _onnx_session(str(cached), self._providers())
+            session = onnx.session(str(cached), onnx.providers(self.device))
             meta = session.get_modelmeta().custom_metadata_map
-            reference = np.array(json.loads(meta[REFERENCE_KEY]), np.float32)
+            reference = np.array(json.loads(meta[onnx.REFERENCE_KEY]), np.float32)
             size = session.get_inputs()[0].shape[1]
             self.contract = Contract.read(self.path / "model.json", size if isinstance(size, int) else None)
-            self._output_name = meta[OUTPUT_KEY]
-            self._forward = self._checked(session, _check_crops(self.input_size), reference)
+            self._output_name = meta[onnx.OUTPUT_KEY]
+            self._forward = self._checked(session, onnx.check_crops(self.input_size), reference)
         except ModelError:
             raise
-        except OnnxMissing:
+        except onnx.OnnxMissing:
             return False  # TensorFlow scores; _use_onnx says why
         except Exception as exc:  # torn, corrupt, from an older version, or disagreeing: convert again
-            log.info("%s: cached ONNX model unusable (%s); converting again", cached, _first_line(exc))
+            log.info("%s: cached ONNX model unusable (%s); converting again", cached, onnx.first_line(exc))
             return False
         self.runtime = "onnx"
         return True
@@ -229,10 +231,10 @@ class Model:
         try:
             self._forward = self._onnx_forward(retry=required)
             self.runtime = "onnx"
-        except OnnxUnavailable as exc:
+        except onnx.OnnxUnavailable as exc:
             if required:
                 raise ModelError(f"{self.path}: cannot run in ONNX Runtime: {exc}") from None
-            (log.info if isinstance(exc, OnnxMissing) else log.warning)(
+            (log.info if isinstance(exc, onnx.OnnxMissing) else log.warning)(
                 "%s: scoring with TensorFlow, not ONNX Runtime: %s", self.path, exc)
 
     def _onnx_forward(self, retry: bool) -> Forward:
@@ -241,58 +243,43 @@ class Model:
         with TensorFlow's scores on the check crops, for `_from_cache`. A model that could not be
         converted is not tried again (seconds to minutes each time) until the converting packages
         change, or `retry` (--runtime onnx) asks."""
-        providers = self._providers()
-        failed = self._cache_file().with_suffix(".failed")
-        if not retry and (reason := _earlier_failure(failed)):
-            raise OnnxUnavailable(f"{reason} (found earlier; delete {failed} to try again)")
+        chosen = onnx.providers(self.device)
+        failed = onnx.cache_file(self.fingerprint).with_suffix(".failed")
+        if not retry and (reason := onnx.earlier_failure(failed)):
+            raise onnx.OnnxUnavailable(f"{reason} (found earlier; delete {failed} to try again)")
         try:
-            forward = self._convert_and_check(providers)
-        except OnnxMissing:
+            forward = self._convert_and_check(chosen)
+        except onnx.OnnxMissing:
             raise
-        except OnnxUnavailable as exc:
+        except onnx.OnnxUnavailable as exc:
             with contextlib.suppress(OSError):
-                atomic_write(failed, json.dumps({"reason": str(exc), "versions": _converter_versions()}).encode())
+                atomic_write(failed, json.dumps({"reason": str(exc), "versions": onnx.converter_versions()}).encode())
             raise
         with contextlib.suppress(OSError):  # an unwritable cache folder: nothing was recorded there
             failed.unlink(missing_ok=True)
         return forward
 
-    def _convert_and_check(self, providers: list[str]) -> Forward:
-        probe = _check_crops(self.input_size)
+    def _convert_and_check(self, chosen: list[str]) -> Forward:
+        probe = onnx.check_crops(self.input_size)
         try:
             reference = self._p_fake(self._tf_forward(self.to_input(probe)))
         except (_runtime.tf.errors.OpError, TypeError, ValueError) as exc:  # the signature refuses such a batch
-            raise OnnxUnavailable(f"TensorFlow cannot score the check crops ({_first_line(exc)})") from None
-        cached = self._cache_file()
-        data = _with_metadata(_convert(self._fn, self._input_name),
-                              {REFERENCE_KEY: json.dumps(reference.tolist()), OUTPUT_KEY: self._output_name})
+            raise onnx.OnnxUnavailable(f"TensorFlow cannot score the check crops ({onnx.first_line(exc)})") from None
+        cached = onnx.cache_file(self.fingerprint)
+        data = onnx.with_metadata(onnx.convert(self._fn, self._input_name),
+                              {onnx.REFERENCE_KEY: json.dumps(reference.tolist()), onnx.OUTPUT_KEY: self._output_name})
         try:
-            forward = self._checked(_onnx_session(data, providers), probe, reference)
-        except OnnxUnavailable:
+            forward = self._checked(onnx.session(data, chosen), probe, reference)
+        except onnx.OnnxUnavailable:
             raise
         except Exception as exc:  # onnxruntime's own error types: an op it lacks, a bad graph
-            raise OnnxUnavailable(f"ONNX Runtime cannot run the converted model ({_first_line(exc)})") from None
+            raise onnx.OnnxUnavailable(f"ONNX Runtime cannot run the converted model ({onnx.first_line(exc)})") from None
         try:
             atomic_write(cached, data)
         except OSError as exc:
             log.warning("cannot cache the ONNX model in %s (%s): it is converted again on every load; "
                         "set DETECTOR_CACHE to a writable folder", cached.parent, exc.strerror or exc)
         return forward
-
-    def _providers(self) -> list[str]:
-        """ONNX Runtime's execution providers for this model's device (OnnxMissing where it has none)."""
-        try:
-            import onnxruntime
-        except ImportError:
-            raise OnnxMissing("onnxruntime is not installed (pip install -r requirements.txt)") from None
-        if self.device != "gpu":
-            return ["CPUExecutionProvider"]
-        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            raise OnnxMissing("on the GPU it needs onnxruntime-gpu (CUDAExecutionProvider)")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-
-    def _cache_file(self) -> Path:
-        return onnx_cache_folder() / f"{self.fingerprint}-opset{ONNX_OPSET}.onnx"
 
     def _checked(self, session: onnxruntime.InferenceSession, probe: np.ndarray, reference: np.ndarray) -> Forward:
         """The session as a Forward, once its p(fake) on the check crops is TensorFlow's within ONNX_TOLERANCE."""
@@ -302,25 +289,19 @@ class Model:
             return session.run([self._output_name], {input_name: batch})[0]
 
         gap = float(np.max(np.abs(self._p_fake(forward(self.to_input(probe))) - reference)))
-        if not gap <= ONNX_TOLERANCE:  # NaN fails too
-            raise OnnxUnavailable(f"its p(fake) differs from TensorFlow's by {gap:.1e} (> {ONNX_TOLERANCE:g}) "
+        if not gap <= onnx.ONNX_TOLERANCE:  # NaN fails too
+            raise onnx.OnnxUnavailable(f"its p(fake) differs from TensorFlow's by {gap:.1e} (> {onnx.ONNX_TOLERANCE:g}) "
                                   "on the check crops")
         return forward
 
     def to_input(self, crops: np.ndarray) -> np.ndarray:
-        """uint8 crops as the model takes them: float32 scaled to the contract's input range."""
-        low, high = self.contract.input_range
-        return crops.astype(np.float32) * ((high - low) / 255.0) + low
+        return self.contract.to_input(crops)
 
     def _p_fake(self, out: np.ndarray) -> np.ndarray:
-        out = out.reshape(len(out), -1)
-        if self.contract.output == "sigmoid":
-            if out.shape[1] != 1:
-                raise ModelError(f"{self.path}: contract says sigmoid but the model gives {out.shape[1]} outputs")
-            return out[:, 0].astype(np.float32)
-        if out.shape[1] <= self.contract.fake_index:
-            raise ModelError(f"{self.path}: the model gives {out.shape[1]} outputs, fake index is {self.contract.fake_index}")
-        return out[:, self.contract.fake_index].astype(np.float32)
+        try:
+            return self.contract.p_fake(out)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
 
     def describe(self) -> dict:
         """What a results file records about the model, so a verdict can be traced to it (and to the
@@ -337,94 +318,3 @@ def _fingerprint(path: Path) -> str:
         if part.is_file():
             digest.update(part.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def onnx_cache_folder() -> Path:
-    """Where converted models are kept: $DETECTOR_CACHE, else $XDG_CACHE_HOME/deepfake-detector,
-    else ~/.cache/deepfake-detector."""
-    if os.environ.get("DETECTOR_CACHE"):
-        return Path(os.environ["DETECTOR_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "deepfake-detector"
-
-
-def onnx_threads() -> int:
-    """Intra-op threads for ONNX Runtime: $DETECTOR_ONNX_THREADS, else half the cores this process
-    may use, so decoding (ffmpeg) and face detection (MTCNN) keep the other half. On 2 cores one
-    thread scored Lite0 crops faster than two beside another busy process (README, "Models";
-    bench/runtime_check.py measures it on any machine)."""
-    override = os.environ.get("DETECTOR_ONNX_THREADS", "")
-    if override.isdigit() and int(override) > 0:
-        return int(override)
-    return max(1, _runtime.cpu_cores() // 2)
-
-
-def _convert(signature, input_name: str) -> bytes:
-    """The serving signature as a serialized ONNX model (tf2onnx, variables frozen into it)."""
-    try:
-        import tf2onnx
-    except ImportError:
-        raise OnnxMissing("tf2onnx is not installed (pip install -r requirements.txt)") from None
-    tf = _runtime.tf
-    spec = signature.structured_input_signature[1][input_name]
-    traced = tf.function(lambda image: signature(**{input_name: image}))
-    try:
-        with _runtime.quiet_native_stderr():
-            proto, _ = tf2onnx.convert.from_function(
-                traced, input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=input_name)], opset=ONNX_OPSET)
-        return proto.SerializeToString()
-    except Exception as exc:  # tf2onnx raises anything from unsupported ops to protobuf size limits
-        raise OnnxUnavailable(f"tf2onnx cannot convert it ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-def _converter_versions() -> dict[str, str | None]:
-    """The versions of what converts and runs a model: a conversion failed with others is tried again."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    return {name: installed(name) for name in ("tensorflow", "tf2onnx", "onnx", "onnxruntime")}
-
-
-def _earlier_failure(marker: Path) -> str | None:
-    """Why this model could not be converted before, with these same packages; else None."""
-    try:
-        record = json.loads(marker.read_text())
-        return str(record["reason"]) if record["versions"] == _converter_versions() else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _with_metadata(model: bytes, entries: dict[str, str]) -> bytes:
-    """The serialized ONNX model with `entries` added to its metadata (read back by ONNX Runtime)."""
-    import onnx
-
-    proto = onnx.load_from_string(model)
-    for key, value in entries.items():
-        proto.metadata_props.add(key=key, value=value)
-    return proto.SerializeToString()
-
-
-def _onnx_session(model: str | bytes, providers: list[str]) -> onnxruntime.InferenceSession:
-    """An ONNX Runtime session on a model file or serialized model, quiet, with onnx_threads()."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = onnx_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: its warnings (e.g. unused initializers) are not the user's
-    return onnxruntime.InferenceSession(model, options, providers=providers)
-
-
-def _check_crops(size: int) -> np.ndarray:
-    """A fixed batch both runtimes must score alike: seeded noise, and flat black, grey and white."""
-    crops = np.random.default_rng(10).integers(0, 256, (8, size, size, 3), np.uint8)
-    crops[-3:] = np.array([0, 128, 255], np.uint8)[:, None, None, None]
-    return crops
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

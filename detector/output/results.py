@@ -16,14 +16,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from detector.files import append_csv, atomic_write, csv_text, read_csv_log
-
-STATUSES = ("ok", "no_face", "unreadable", "error")
-
+from detector.scan.status import Status
 
 @dataclass(frozen=True)
 class Row:
     path: str
-    status: str
+    status: Status
     label: str = ""
     p_fake: float | None = None
     n_frames: int = 0
@@ -47,7 +45,7 @@ class Row:
         def number(text: str, kind):
             return kind(text) if text not in ("", None) else None
         return cls(
-            path=data["path"], status=data["status"], label=data.get("label", ""),
+            path=data["path"], status=Status(data["status"]), label=data.get("label", ""),
             p_fake=number(data.get("p_fake"), float), n_frames=number(data.get("n_frames"), int) or 0,
             n_faces=number(data.get("n_faces"), int) or 0, n_tracks=number(data.get("n_tracks"), int) or 0,
             seconds=number(data.get("seconds"), float) or 0.0, error=data.get("error", ""),
@@ -80,7 +78,7 @@ class ResultsFolder:
         header = records[0] if records else []
         for record in records[1:]:
             data = dict(zip(header, record))
-            if data.get("path") and data.get("status") in STATUSES:
+            if data.get("path") and data.get("status") in tuple(Status):
                 self.rows[data["path"]] = Row.from_csv(data)
         self._stale = len(records) - 1 - len(self.rows)
         if torn or header != COLUMNS or self._stale:
@@ -89,7 +87,7 @@ class ResultsFolder:
     def done(self, path: str, size: int | None, mtime_ns: int | None, settings: str) -> Row | None:
         """The earlier row for this exact file and settings, unless it ended in an internal error."""
         row = self.rows.get(path)
-        if row and row.status != "error" and (row.size, row.mtime_ns, row.settings) == (size, mtime_ns, settings):
+        if row and row.status != Status.ERROR and (row.size, row.mtime_ns, row.settings) == (size, mtime_ns, settings):
             return row
         return None
 
