@@ -102,3 +102,34 @@ def test_aggregate_applies_the_calibration_last_and_says_so():
     assert v.label == ("FAKE" if v.p_fake >= 0.5 else "REAL")
     plain = aggregate(np.array([0.9, 0.95, 0.92]), [0, 0, 0], 3, 0.5)
     assert plain.p_fake == plain.p_raw and "calibrated" not in plain.reason
+
+
+def test_large_max_keeps_a_small_background_face_from_deciding():
+    # a real main face (220 px) and a background face (80 px) the model finds suspicious
+    scores, tracks = np.array([0.2] * 10 + [0.95] * 10), [0] * 10 + [1] * 10
+    sides = [220.0] * 10 + [80.0] * 10
+    v = aggregate(scores, tracks, 10, 0.5, "large-max", sides=sides)
+    assert v.p_fake == pytest.approx(0.2) and v.label == "REAL"
+    assert "1 track(s) of faces under 0.5 of the largest's 220 px not deciding (up to 0.950)" in v.reason
+    # track-max lets the small face decide
+    assert aggregate(scores, tracks, 10, 0.5, sides=sides).p_fake == pytest.approx(0.95)
+    # a swapped face of like size among real ones still decides, undiluted
+    like = aggregate(scores, tracks, 10, 0.5, "large-max", sides=[220.0] * 10 + [150.0] * 10)
+    assert like.p_fake == pytest.approx(0.95) and "not deciding" not in like.reason
+    # without face sizes it is track-max
+    assert aggregate(scores, tracks, 10, 0.5, "large-max").p_fake == pytest.approx(0.95)
+
+
+def test_face_weighted_weighs_tracks_by_duration_and_face_area():
+    # track 0: 20 crops of a 200-px face at 0.2; track 1: 10 crops of a 100-px face at 0.8
+    scores, tracks = np.array([0.2] * 20 + [0.8] * 10), [0] * 20 + [1] * 10
+    v = aggregate(scores, tracks, 20, 0.5, "face-weighted", sides=[200.0] * 20 + [100.0] * 10)
+    w1 = 10 * 100**2 / (10 * 100**2 + 20 * 200**2)  # 1/9
+    assert v.p_fake == pytest.approx(0.2 * (1 - w1) + 0.8 * w1)
+    assert "2 face tracks weighted by crops × face size²: track 0 0.200 × 89% (200 px), track 1 0.800 × 11% (100 px)" \
+        in v.reason
+    # sizes unknown: by crops alone; one track: its mean; passers-by carry no weight
+    assert aggregate(scores, tracks, 20, 0.5, "face-weighted").p_fake == pytest.approx((20 * 0.2 + 10 * 0.8) / 30)
+    assert aggregate(scores[:20], tracks[:20], 20, 0.5, "face-weighted").p_fake == pytest.approx(0.2)
+    passer = aggregate(np.append(scores[:20], 0.99), tracks[:20] + [2], 20, 0.5, "face-weighted")
+    assert passer.p_fake == pytest.approx(0.2)
