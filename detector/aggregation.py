@@ -1,10 +1,12 @@
 """Stage 4 — verdict: turn crop scores into one probability per video, and say how.
 
-Default ("track-max"): average each face track's crops, then take the most suspicious track, so
-a single swapped face among several real ones is not diluted. "mean": all crops averaged.
-"large-max": the most suspicious of the tracks whose face is at least SMALL_FACE_SHARE of the
-largest, so a small background face cannot decide. "face-weighted": the tracks' means weighted
-by crops × face side², how much face each shows over the clip.
+Default ("large-max"): average each face track's crops, then take the most suspicious of the
+tracks whose face is at least SMALL_FACE_SHARE of the largest: a single swapped face among
+several real ones is not diluted, and a small background face (unlike the main faces models are
+trained on) cannot decide. It was chosen over the others on the validation pool by a rule fixed
+in advance (detector.evaluation.selection). "track-max": the most suspicious track, whatever its
+size. "mean": all crops averaged. "face-weighted": the tracks' means weighted by crops × face
+side², how much face each shows over the clip.
 A model whose model.json carries a calibration has that score mapped to a probability last.
 """
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-AGGREGATES = ("track-max", "mean", "large-max", "face-weighted")
+AGGREGATES = ("large-max", "track-max", "mean", "face-weighted")
+DEFAULT_AGGREGATE = AGGREGATES[0]
 MIN_TRACK_SHARE = 0.1  # a track seen in fewer than this share of sampled frames is a passer-by
-# A deciding track whose faces are under this share of the largest counted track's side is named as
-# small in the reason: models are trained on each clip's main face only (training/crops.py), so a
-# much smaller face is unlike what they learned from (README, bundled model: an 81-px background
-# face decided a real FaceForensics++ clip at 0.957). The verdict stands.
+# A track whose faces are under this share of the largest counted track's side is small: models are
+# trained on each clip's main face only (training/crops.py), so a much smaller face is unlike what
+# they learned from (bundled model: an 81-px background face decided a real FaceForensics++ clip at
+# 0.957 under track-max). large-max leaves small tracks out; track-max names a small decider.
 SMALL_FACE_SHARE = 0.5
 
 
@@ -57,7 +60,7 @@ class Verdict:
 
 
 def aggregate(scores: np.ndarray, tracks: list[int], n_frames: int, threshold: float,
-              method: str = "track-max", calibration: Calibration | None = None,
+              method: str = DEFAULT_AGGREGATE, calibration: Calibration | None = None,
               sides: Sequence[float] | None = None) -> Verdict:
     """The video's p_fake from crop scores and each crop's track id (at least one crop), and each
     crop's face size where known (`sides`: the longer side of its box)."""

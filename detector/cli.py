@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from detector.aggregation import AGGREGATES
+from detector.aggregation import AGGREGATES, DEFAULT_AGGREGATE
 
 if TYPE_CHECKING:
     from detector.distributed import RayScanner
@@ -75,8 +75,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector") -
                         help="do not decode frames no other frame needs (H.264/HEVC) even where sampled: a sample "
                              "may land a frame or two after its target, which can move p_fake; on H.264 clips it "
                              "gains little over the default, which already skips such frames where unsampled")
-    parser.add_argument("--aggregate", choices=AGGREGATES, default=AGGREGATES[0],
-                        help="track-max: the most suspicious face track's mean (default); mean: all crops averaged")
+    parser.add_argument("--aggregate", choices=AGGREGATES, default=DEFAULT_AGGREGATE,
+                        help="large-max: the most suspicious face track's mean among faces at least half the "
+                             "largest's size (default); track-max: the most suspicious track of any size; mean: all "
+                             "crops averaged; face-weighted: the tracks' means weighted by crops × face size²")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "tensorflow"), default="auto",

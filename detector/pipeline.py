@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.aggregation import TrackScore, Verdict, aggregate
+from detector.aggregation import DEFAULT_AGGREGATE, TrackScore, Verdict, aggregate
 from detector.evidence import Evidence, collect
 from detector.faces import DETECT_EVERY, Crop, FaceDetector, FaceTracker, crop_face, link_tracks
 from detector.model import Model
@@ -152,7 +152,7 @@ FACE_WORKERS = 2
 class Settings:
     frames: int = 32
     batch_size: int = 16
-    aggregate: str = "track-max"
+    aggregate: str = DEFAULT_AGGREGATE
     threshold: float | None = None  # None: the model's own threshold
     detect_every: int = DETECT_EVERY  # a full-frame face search every N-th frame, tracking between
     fast_decode: bool = False  # skip frames no other frame needs: samples may move a frame or two

@@ -34,7 +34,7 @@ from detector.results import ResultsFolder
 from detector.training.crops import build, read_index
 from detector.training.datasets import _identity_groups
 
-INCUMBENT = "track-max"
+INCUMBENT = "track-max"  # the default the pre-registered rule was run against
 SIMPLICITY = ("mean", "large-max", "face-weighted")  # a tie among challengers goes to the earlier
 THRESHOLD = 0.5  # fixed, not fitted: on a calibrated probability (or the raw score) 0.5 spends nothing
 SCAN_SETTINGS = Settings(threshold=THRESHOLD)  # a fixed key, so a new model.json threshold does not rescan
