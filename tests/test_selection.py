@@ -169,4 +169,8 @@ def test_decide_reports_every_group_and_lets_no_small_face_decide_when_that_wins
     assert result["crops"] is None  # no stills
     text = markdown(result)
     assert f"**Chosen rule: `{result['aggregate']['chosen']}`**" in text and "| pooled | 24+24 |" in text
+    # the disagreements are exactly the reals with a small suspicious background face
+    assert {d["clip"] for d in result["disagreements"]} == {
+        f"{side}{group}{k}" for side in (VAL, HELD_OUT) for group in ("FF++ new", "other") for k in range(0, 24, 6)}
+    assert "| track-max raw AUC |" in text
     json.dumps(_plain(result))

@@ -144,6 +144,10 @@ class Estimate:
     def __str__(self) -> str:
         return "–" if np.isnan(self.value) else f"{self.value:.3f} ({self.low:.2f}–{self.high:.2f})"
 
+    def difference(self) -> str:
+        """A difference, signed and fine enough to show which side of 0 its interval ends."""
+        return f"{self.value:+.4f} ({self.low:+.5f} to {self.high:+.5f})"
+
 
 def estimate(metric: Callable[[np.ndarray], float], draws: list[np.ndarray], n: int) -> Estimate:
     """metric(indices) on all n items, with its interval over the resamples."""
@@ -333,6 +337,7 @@ def decide(items: list[PoolItem], clips: list[ClipCrops], stills: dict[str, floa
     old = np.array([old_cal(c.raw(INCUMBENT)) if old_cal else c.raw(INCUMBENT) for c in held])
     new = np.array([calibration(c.raw(rule)) if calibration else c.raw(rule) for c in held])
     new_val = np.array([calibration(r) if calibration else r for r in raw[rule]])
+    plain = np.array([c.raw(INCUMBENT) for c in held])
     return {
         "pool": {"val_clips": len(val), "held_out_clips": len(held),
                  "unscored_clips": sum(i.level != CROPS for i in items) - len(clips)},
@@ -351,8 +356,24 @@ def decide(items: list[PoolItem], clips: list[ClipCrops], stills: dict[str, floa
                              "threshold": old_threshold},
                      "new": {"aggregate": rule, "calibration": None if calibration is None else asdict(calibration),
                              "threshold": THRESHOLD},
-                     "rows": group_rows(held, {"old": old, "new": new}, {"old": old_threshold, "new": THRESHOLD})},
+                     "rows": group_rows(held, {"old": old, "track-max raw": plain, "new": new},
+                                        {"old": old_threshold, "track-max raw": THRESHOLD, "new": THRESHOLD})},
+        "disagreements": disagreements(clips),
     }
+
+
+def disagreements(clips: Sequence[ClipCrops], margin: float = 0.01) -> list[dict]:
+    """The clips whose verdict rules differ by more than `margin`, with their counted tracks: the
+    only clips a choice between the rules turns on."""
+    rows = []
+    for clip in clips:
+        scores = {m: clip.raw(m) for m in AGGREGATES}
+        if max(scores.values()) - min(scores.values()) > margin:
+            tracks = aggregate(clip.scores, clip.tracks, clip.n_frames, THRESHOLD, sides=clip.sides).tracks
+            rows.append({"side": clip.item.side, "group": clip.item.group, "clip": clip.item.video.path.stem,
+                         "label": clip.item.video.label, "scores": scores,
+                         "tracks": [f"{t.n_crops}×{t.face_side:.0f}px {t.p_fake:.3f}" for t in tracks if t.counted]})
+    return rows
 
 
 # --- report and model card ----------------------------------------------------------------------
@@ -381,12 +402,13 @@ def markdown(result: dict) -> str:
     parts.append("\nAgainst `track-max` (challenger minus track-max, paired, 95% interval):\n")
     for name, c in result["against_incumbent"]["logo_log_loss"].items():
         a = result["against_incumbent"]["auc"][name]
-        parts.append(f"- `{name}`: LOGO log loss {Estimate(**c['difference'])}, AUC {Estimate(**a['difference'])}")
+        parts.append(f"- `{name}`: LOGO log loss {Estimate(**c['difference']).difference()}, "
+                     f"AUC {Estimate(**a['difference']).difference()}")
     agg, cal = result["aggregate"], result["calibration"]
     parts.append(f"\n**Chosen rule: `{agg['chosen']}`** — {agg['why']}.\n")
     parts.append(f"### Calibration\n\nLOGO log loss of the chosen rule: "
                  + ", ".join(f"{k} {v:.3f}" for k, v in cal["logo_log_loss"].items())
-                 + f"; Platt minus temperature {Estimate(**cal['platt_minus_temperature_logo_log_loss']['difference'])}"
+                 + f"; Platt minus temperature {Estimate(**cal['platt_minus_temperature_logo_log_loss']['difference']).difference()}"
                  + f" → candidate: {cal['method']}.\n")
     parts += ["| left out (tested on) | fitted on | scale (1/T) | bias | log loss before | after | passed |",
               "|---|---|---|---|---|---|---|"]
@@ -406,7 +428,13 @@ def markdown(result: dict) -> str:
     parts += [f"\n### Held out (reported once, after the choices): old defaults ({held['old']['aggregate']}, "
               f"calibration {held['old']['calibration']}, threshold {held['old']['threshold']:.3f}) and new "
               f"({held['new']['aggregate']}, calibration {held['new']['calibration']}, threshold {held['new']['threshold']})\n",
-              _table(held["rows"], ["old", "new"], True)]
+              _table(held["rows"], ["old", "track-max raw", "new"], True),
+              "\n### Clips the rules disagree on (raw scores; counted tracks: crops × face side, mean)\n",
+              "| side | group | clip | label | " + " | ".join(AGGREGATES) + " | tracks |",
+              "|" + "---|" * (len(AGGREGATES) + 5)]
+    parts += [f"| {d['side']} | {d['group']} | {d['clip'].split('__', 3)[-1]} | {'fake' if d['label'] else 'real'} | "
+              + " | ".join(f"{d['scores'][m]:.3f}" for m in AGGREGATES) + f" | {'; '.join(d['tracks'])} |"
+              for d in result["disagreements"]]
     return "\n".join(parts) + "\n"
 
 
