@@ -92,7 +92,8 @@ def aggregate(scores: np.ndarray, tracks: list[int], n_frames: int, threshold: f
         top = max((t for t in counted if t not in small), key=lambda t: t.p_fake)
         p_fake = top.p_fake
         reason = (f"most suspicious of {len(counted) - len(small)} face tracks: track {top.track} "
-                  f"({top.n_crops} crops, mean {top.p_fake:.3f})")
+                  f"({top.n_crops} crops, mean {top.p_fake:.3f})" if len(counted) - len(small) > 1 else
+                  f"mean of {top.n_crops} crops of track {top.track}, the one large face")
         if _is_small(top, largest):
             reason += (f", a small face (about {top.face_side:.0f} px against the largest track's "
                        f"{largest:.0f}): check its crops before leaning on this verdict")
