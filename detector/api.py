@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.scan.aggregation import DEFAULT_AGGREGATE
 from detector.scan.faces import FaceDetector
 from detector.scan.tracking import DETECT_EVERY
 from detector.scan.model import DEFAULT_MODEL_DIR, Model, ModelError
@@ -40,7 +41,7 @@ class NoDefaultModel(ModelError):
 
 
 def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtime: str = "auto", frames: int = 32,
-         batch_size: int = 16, aggregate: str = "track-max", threshold: float | None = None,
+         batch_size: int = 16, aggregate: str = DEFAULT_AGGREGATE, threshold: float | None = None,
          detect_every: int = DETECT_EVERY, fast_decode: bool = False, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
     ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook.

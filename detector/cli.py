@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from detector.scan.aggregation import AGGREGATES
+from detector.scan.aggregation import AGGREGATES, DEFAULT_AGGREGATE
 from detector.scan.status import Status
 
 if TYPE_CHECKING:
@@ -78,8 +78,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
                         help="do not decode frames no other frame needs (H.264/HEVC) even where sampled: a sample "
                              "may land a frame or two after its target, which can move p_fake; on H.264 clips it "
                              "gains little over the default, which already skips such frames where unsampled")
-    parser.add_argument("--aggregate", choices=AGGREGATES, default=AGGREGATES[0],
-                        help="track-max: the most suspicious face track's mean (default); mean: all crops averaged")
+    parser.add_argument("--aggregate", choices=AGGREGATES, default=DEFAULT_AGGREGATE,
+                        help="large-max: the most suspicious face track's mean among faces at least half the "
+                             "largest's size (default); track-max: the most suspicious track of any size; mean: all "
+                             "crops averaged; face-weighted: the tracks' means weighted by crops × face size²")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "tensorflow"), default="auto",
@@ -133,6 +135,8 @@ COMMANDS = {
     "train": ("detector.training.train", "train a detector on face crops and export it as a SavedModel"),
     "evaluate": ("detector.evaluation.evaluate", "scan labelled clips and report AUC, log loss and more per group"),
     "robustness": ("detector.evaluation.robustness", "scan labelled clips as they are and re-encoded; how far verdicts move"),
+    "pool": ("detector.evaluation.pool", "write a validation pool and a held-out side, split by identity, for select"),
+    "select": ("detector.evaluation.selection", "choose the verdict rule and calibration on a pool by fixed rules"),
 }
 COMMAND_EXAMPLES = """\
 examples:

@@ -10,7 +10,10 @@
 #  3. Recipe: two short runs that differ only in batch-norm handling; validation AUC picks one.
 #  4. The full run: EfficientNet-Lite0 from ImageNet, head first, then the whole network;
 #     the best epoch by validation AUC is exported.
-#  5. Validation clips, scanned by the real scanner, fit the calibration and the threshold.
+#  5. The validation pool (the run's val clips, half the identities its split does not name, 30% of
+#     the DFDC source videos as crops; detector.evaluation.pool) picks the verdict rule and the
+#     calibration by the pre-registered rules of detector.evaluation.selection, which writes the
+#     calibration (or none, if it fails its cross-group check) and threshold 0.5 into model.json.
 #  6. Test clips (never used for any choice) are scanned and reported.
 #  7. Both sides are scanned again re-encoded four ways (deepfake-detector robustness): how far verdicts
 #     move. Then models/default, evaluation included
@@ -45,8 +48,11 @@ echo "batch-norm: $BN" >&2
 
 $PY -m detector train "${CROPS[@]}" "${COMMON[@]}" --bn "$BN" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
     --out "$WORK/default_run" --resume
+$PY -m detector pool --data "$DATA" --split "$WORK/default_run/split.csv" --out "$WORK/default_run/pool.csv"
+$PY -m detector select --model "$WORK/default_run/model" --pool "$WORK/default_run/pool.csv" \
+    --out "$WORK/default_select" --install
 $PY -m detector evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
-    --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_val" --calibrate
+    --split "$WORK/default_run/split.csv" --subset val --out "$WORK/default_val"
 $PY -m detector evaluate --model "$WORK/default_run/model" --data "$DATA/manifest.csv" \
     --split "$WORK/default_run/split.csv" --subset test --out "$WORK/default_test" --record
 for side in val test; do  # how re-encoding moves its verdicts (measured only; chooses nothing)
@@ -68,5 +74,8 @@ for side in val test; do
      "$WORK/default_$side/scores.png" "$WORK/default_robust_$side/robustness.json" \
      "$WORK/default_robust_$side/robustness.csv" "models/default.new/evaluation/$side/"
 done
+mkdir -p models/default.new/evaluation/selection
+cp "$WORK/default_run/pool.csv" models/default.new/evaluation/
+cp "$WORK/default_select/selection.json" "$WORK/default_select/selection.md" models/default.new/evaluation/selection/
 rm -rf models/default && mv models/default.new models/default
 echo "models/default updated"

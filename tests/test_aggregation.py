@@ -1,4 +1,4 @@
-"""Stage 4 — verdicts: track-max against mean, passer-by tracks, threshold, and the reason text."""
+"""Stage 4 — verdicts: large-max, track-max, mean and face-weighted, passer-by tracks, threshold, and the reason text."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from detector.scan.aggregation import MIN_TRACK_SHARE, Calibration, aggregate
 def test_one_track_is_its_mean():
     v = aggregate(np.array([0.2, 0.4, 0.6]), [0, 0, 0], 3, 0.5)
     assert v.p_fake == pytest.approx(0.4)
-    assert v.label == "REAL" and v.aggregate == "track-max" and v.threshold == 0.5
+    assert v.label == "REAL" and v.aggregate == "large-max" and v.threshold == 0.5
     assert len(v.tracks) == 1 and v.tracks[0].n_crops == 3 and v.tracks[0].counted
     assert "one face track" in v.reason and "0.400" in v.reason and "REAL" in v.reason
 
@@ -47,16 +47,16 @@ def test_passer_by_tracks_are_ignored_by_track_max_only():
     assert aggregate(scores, tracks, n_frames, 0.5, "mean").p_fake == pytest.approx(scores.mean())
 
 
-def test_a_small_deciding_face_is_named_in_the_reason_and_the_verdict_stands():
+def test_track_max_names_a_small_deciding_face_in_the_reason_and_the_verdict_stands():
     scores, tracks = np.array([0.3] * 10 + [0.8] * 10), [0] * 10 + [1] * 10
     sides = [220.0] * 10 + [70.0] * 10
-    v = aggregate(scores, tracks, 10, 0.5, sides=sides)
+    v = aggregate(scores, tracks, 10, 0.5, "track-max", sides=sides)
     assert v.p_fake == pytest.approx(0.8) and v.label == "FAKE"
     assert [t.face_side for t in v.tracks] == [220.0, 70.0]
     assert "a small face (about 70 px against the largest track's 220)" in v.reason
     # the large face deciding, or two faces of like size: nothing to say
-    assert "small face" not in aggregate(scores[::-1], tracks, 10, 0.5, sides=sides).reason
-    assert "small face" not in aggregate(scores, tracks, 10, 0.5, sides=[220.0] * 10 + [120.0] * 10).reason
+    assert "small face" not in aggregate(scores[::-1], tracks, 10, 0.5, "track-max", sides=sides).reason
+    assert "small face" not in aggregate(scores, tracks, 10, 0.5, "track-max", sides=[220.0] * 10 + [120.0] * 10).reason
     assert aggregate(scores, tracks, 10, 0.5).tracks[0].face_side is None
 
 
@@ -102,3 +102,35 @@ def test_aggregate_applies_the_calibration_last_and_says_so():
     assert v.label == ("FAKE" if v.p_fake >= 0.5 else "REAL")
     plain = aggregate(np.array([0.9, 0.95, 0.92]), [0, 0, 0], 3, 0.5)
     assert plain.p_fake == plain.p_raw and "calibrated" not in plain.reason
+
+
+def test_large_max_keeps_a_small_background_face_from_deciding():
+    # a real main face (220 px) and a background face (80 px) the model finds suspicious
+    scores, tracks = np.array([0.2] * 10 + [0.95] * 10), [0] * 10 + [1] * 10
+    sides = [220.0] * 10 + [80.0] * 10
+    v = aggregate(scores, tracks, 10, 0.5, sides=sides)  # the default
+    assert v.p_fake == pytest.approx(0.2) and v.label == "REAL" and v.aggregate == "large-max"
+    assert v.reason.startswith("mean of 10 crops of track 0, the one large face; 1 track(s) of faces under 0.5 "
+                               "of the largest's 220 px not deciding (up to 0.950)")
+    # track-max lets the small face decide
+    assert aggregate(scores, tracks, 10, 0.5, "track-max", sides=sides).p_fake == pytest.approx(0.95)
+    # a swapped face of like size among real ones still decides, undiluted
+    like = aggregate(scores, tracks, 10, 0.5, "large-max", sides=[220.0] * 10 + [150.0] * 10)
+    assert like.p_fake == pytest.approx(0.95) and "not deciding" not in like.reason
+    # without face sizes it is track-max
+    assert aggregate(scores, tracks, 10, 0.5, "large-max").p_fake == pytest.approx(0.95)
+
+
+def test_face_weighted_weighs_tracks_by_duration_and_face_area():
+    # track 0: 20 crops of a 200-px face at 0.2; track 1: 10 crops of a 100-px face at 0.8
+    scores, tracks = np.array([0.2] * 20 + [0.8] * 10), [0] * 20 + [1] * 10
+    v = aggregate(scores, tracks, 20, 0.5, "face-weighted", sides=[200.0] * 20 + [100.0] * 10)
+    w1 = 10 * 100**2 / (10 * 100**2 + 20 * 200**2)  # 1/9
+    assert v.p_fake == pytest.approx(0.2 * (1 - w1) + 0.8 * w1)
+    assert "2 face tracks weighted by crops × face size²: track 0 0.200 × 89% (200 px), track 1 0.800 × 11% (100 px)" \
+        in v.reason
+    # sizes unknown: by crops alone; one track: its mean; passers-by carry no weight
+    assert aggregate(scores, tracks, 20, 0.5, "face-weighted").p_fake == pytest.approx((20 * 0.2 + 10 * 0.8) / 30)
+    assert aggregate(scores[:20], tracks[:20], 20, 0.5, "face-weighted").p_fake == pytest.approx(0.2)
+    passer = aggregate(np.append(scores[:20], 0.99), tracks[:20] + [2], 20, 0.5, "face-weighted")
+    assert passer.p_fake == pytest.approx(0.2)

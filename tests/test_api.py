@@ -166,11 +166,11 @@ def test_console_script_entry_point_is_the_cli(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: deepfake-detector COMMAND")
-    for command in ("scan", "crops", "train", "evaluate", "robustness"):
+    for command in ("scan", "crops", "train", "evaluate", "robustness", "pool", "select"):
         assert f"\n  {command} " in out
 
 
-@pytest.mark.parametrize("command", ["scan", "crops", "train", "evaluate", "robustness"])
+@pytest.mark.parametrize("command", ["scan", "crops", "train", "evaluate", "robustness", "pool", "select"])
 def test_each_command_has_its_own_help_under_its_name(command, capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main([command, "--help"])
@@ -183,7 +183,7 @@ def test_each_command_has_its_own_help_under_its_name(command, capsys):
 def test_an_unknown_command_is_a_usage_error_that_names_the_commands(capsys):
     assert cli.main(["scna", "--input", "x"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "unknown command 'scna'" in err and "scan, crops, train, evaluate, robustness" in err
+    assert "unknown command 'scna'" in err and "scan, crops, train, evaluate, robustness, pool, select" in err
 
 
 def test_options_without_a_command_are_scannings_as_in_app_py(tmp_path, capsys):

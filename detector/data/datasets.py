@@ -362,7 +362,7 @@ def read_face_photos(root: Path) -> list[LabelledVideo]:
 # --- split -----------------------------------------------------------------------------------
 
 
-def _identity_groups(videos: list[LabelledVideo]) -> list[list[LabelledVideo]]:
+def identity_groups(videos: list[LabelledVideo]) -> list[list[LabelledVideo]]:
     """Connected components of videos that share any identity (union-find)."""
     parent = list(range(len(videos)))
 
@@ -415,7 +415,7 @@ def split_sides(
     share = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
     forced_side = "test" if test_fraction > 0 else "val"
     forced = held_out or set()
-    groups = _identity_groups(videos)
+    groups = identity_groups(videos)
     sides: dict[str, list[list[LabelledVideo]]] = {side: [] for side in SIDES}
     totals: dict[tuple[str, int], int] = {}
     for video in videos:

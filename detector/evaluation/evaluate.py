@@ -117,6 +117,21 @@ def fit_calibration(labels: list[int], raw: list[float]) -> Calibration:
     return Calibration(float(fit.coef_[0, 0]), float(fit.intercept_[0]))
 
 
+def fit_temperature(labels: list[int], raw: list[float]) -> Calibration:
+    """A temperature: p = sigmoid(logit(raw) / T), the one-parameter calibration (Platt with no
+    bias), which cannot move the score of an undecided clip; stored as scale 1/T."""
+    from scipy.optimize import minimize_scalar
+
+    p = np.clip(np.asarray(raw, float), 1e-7, 1 - 1e-7)
+    logit, y = np.log(p / (1 - p)), np.asarray(labels, float)
+
+    def loss(log_scale: float) -> float:
+        z = np.exp(log_scale) * logit
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+
+    return Calibration(float(np.exp(minimize_scalar(loss, bounds=(-5, 5), method="bounded").x)), 0.0)
+
+
 def calibrate(model_dir: Path, rows: list[dict], command: str) -> tuple[Calibration, float, dict]:
     """Fit the calibration and the threshold on these (validation) rows and write them into
     model.json, with what they were fitted on; rows' scores become the calibrated ones."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.scan.aggregation import TrackScore, Verdict, aggregate
+from detector.scan.aggregation import DEFAULT_AGGREGATE, TrackScore, Verdict, aggregate
 from detector.scan.evidence import Evidence, collect
 from detector.scan.crop import Crop, crop_face
 from detector.scan.faces import FaceDetector
@@ -155,7 +155,7 @@ FACE_WORKERS = 2
 class Settings:
     frames: int = 32
     batch_size: int = 16
-    aggregate: str = "track-max"
+    aggregate: str = DEFAULT_AGGREGATE
     threshold: float | None = None  # None: the model's own threshold
     detect_every: int = DETECT_EVERY  # a full-frame face search every N-th frame, tracking between
     fast_decode: bool = False  # skip frames no other frame needs: samples may move a frame or two
