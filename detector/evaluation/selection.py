@@ -1,5 +1,5 @@
 """Choose a model's verdict rule and calibration on its validation pool, by the rule fixed in
-advance (docs/incoming-issue23-selection.md), and report every group with intervals.
+advance (docs/model-selection.md), and report every group with intervals.
 
     deepfake-detector select --model models/default --pool models/default/evaluation/pool.csv \\
         --out work/selection [--install]
