@@ -83,10 +83,14 @@ class FaceMesh:
         return mesh if agrees(mesh, five) else None
 
 
-def agrees(mesh: np.ndarray, five: np.ndarray) -> bool:
-    """Whether the mesh's eye centres, nose tip and mouth corners lie within MAX_POINT_ERROR eye
-    distances of MTCNN's five points (left eye, right eye, nose, mouth left, mouth right)."""
-    ours = np.stack([mesh[list(LEFT_EYE)].mean(0), mesh[list(RIGHT_EYE)].mean(0), mesh[NOSE_TIP],
+def five_points(mesh: np.ndarray) -> np.ndarray:
+    """The mesh's counterparts of MTCNN's five points: eye centres, nose tip, mouth corners (5×2)."""
+    return np.stack([mesh[list(LEFT_EYE)].mean(0), mesh[list(RIGHT_EYE)].mean(0), mesh[NOSE_TIP],
                      mesh[MOUTH_LEFT], mesh[MOUTH_RIGHT]])
+
+
+def agrees(mesh: np.ndarray, five: np.ndarray) -> bool:
+    """Whether the mesh's five points lie within MAX_POINT_ERROR eye distances of MTCNN's (left
+    eye, right eye, nose, mouth left, mouth right)."""
     eye_distance = max(float(np.linalg.norm(five[1] - five[0])), 1.0)
-    return bool((np.linalg.norm(ours - five, axis=1) <= MAX_POINT_ERROR * eye_distance).all())
+    return bool((np.linalg.norm(five_points(mesh) - five, axis=1) <= MAX_POINT_ERROR * eye_distance).all())

@@ -91,38 +91,43 @@ def hull_mask(shape: tuple[int, int], mesh: np.ndarray, rng: np.random.Generator
 
 def transform(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The paper's source/target transform: RGB shift (p 0.3), hue/saturation/value, brightness and
-    contrast, then downscaling (½ or ¼, nearest, back up linearly) or sharpening."""
-    out = image.astype(np.float32)
-    if rng.random() < 0.3:
-        out += rng.uniform(-20, 20, size=3).astype(np.float32)
-    hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-3, 3)) % 180
-    hsv[..., 1:] += rng.uniform(-10, 10, size=2).astype(np.float32)
-    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    out = out * (1 + rng.uniform(-0.1, 0.1)) + rng.uniform(-0.1, 0.1) * 255
+    contrast, then downscaling (½ or ¼, nearest, back up linearly) or sharpening. On uint8, as the
+    paper's code works, the colour steps through lookup tables."""
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    shift = rng.uniform(-20, 20, size=3) if rng.random() < 0.3 else np.zeros(3)
+    out = _lookup(image, levels + shift.astype(np.float32))
+    hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+    hue = (np.arange(256) + rng.uniform(-3, 3)) % 180  # OpenCV's hue runs 0..179
+    saturation, value = (levels[:, 0] + rng.uniform(-10, 10) for _ in range(2))
+    out = cv2.cvtColor(_lookup(hsv, np.stack([hue, saturation, value], axis=1)), cv2.COLOR_HSV2RGB)
+    out = _lookup(out, np.repeat(levels * (1 + rng.uniform(-0.1, 0.1)) + rng.uniform(-0.1, 0.1) * 255, 3, axis=1))
     if rng.random() < 0.5:
         h, w = out.shape[:2]
         factor = int(rng.choice((2, 4)))
         small = cv2.resize(out, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_NEAREST)
-        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
-        kernel = np.full((3, 3), -1.0, np.float32)
-        kernel[1, 1] = 8 + lightness
-        kernel = (1 - alpha) * np.pad([[1.0]], 1).astype(np.float32) + alpha * kernel
-        out = cv2.filter2D(out, -1, kernel)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
+    kernel = np.full((3, 3), -alpha, np.float32)
+    kernel[1, 1] = 1 - alpha + alpha * (8 + lightness)
+    return cv2.filter2D(out, -1, kernel)  # uint8 in and out: rounded and clipped
 
 
-def _soften(hull: np.ndarray, unit: float, rng: np.random.Generator) -> np.ndarray:
+def _lookup(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Each channel of a uint8 image through its own column of a 256×3 table (rounded, clipped)."""
+    lut = np.clip(np.rint(table), 0, 255).astype(np.uint8)
+    return cv2.LUT(image, np.ascontiguousarray(lut[None]))
+
+
+def _soften(hull: np.ndarray, unit: float, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The hull deformed elastically and blurred twice (the first blur, kept only where saturated,
     rounds its corners; the second makes the soft edge), worked on at WORK_SIDE pixels a face
-    unit in a window round the hull; float32, peak 1."""
-    ys, xs = np.nonzero(hull)
+    unit in a window round the hull: the mask (float32, peak 1) and its window (x0, y0, x1, y1),
+    outside which it is zero."""
+    left, top, width, height = cv2.boundingRect(hull)
     h, w = hull.shape
     pad = PAD * unit
-    x0, y0 = max(0, int(xs.min() - pad)), max(0, int(ys.min() - pad))
-    x1, y1 = min(w, int(np.ceil(xs.max() + pad)) + 1), min(h, int(np.ceil(ys.max() + pad)) + 1)
+    x0, y0 = max(0, int(left - pad)), max(0, int(top - pad))
+    x1, y1 = min(w, int(np.ceil(left + width + pad))), min(h, int(np.ceil(top + height + pad)))
     scale_x, scale_y = rng.uniform(*WORK_SIDE, size=2) / unit
     size = (max(8, round((x1 - x0) * scale_x)), max(8, round((y1 - y0) * scale_y)))
     work = cv2.resize(hull[y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
@@ -139,9 +144,7 @@ def _soften(hull: np.ndarray, unit: float, rng: np.random.Generator) -> np.ndarr
     core = (core >= core.max() * (1 - 1e-3)).astype(np.float32) if core.max() > 0 else work
     soft = cv2.GaussianBlur(core, (k2, k2), float(rng.uniform(5, 46)))
     soft = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    mask = np.zeros((h, w), np.float32)
-    mask[y0:y1, x0:x1] = soft / max(float(soft.max()), 1e-6)
-    return mask
+    return soft / max(float(soft.max()), 1e-6), (x0, y0, x1, y1)
 
 
 def _widest_kernel(mask: np.ndarray) -> int:
@@ -159,22 +162,27 @@ def self_blend(image: np.ndarray, mesh: np.ndarray, rng: np.random.Generator) ->
     """A self-blend of the face in `image` (RGB uint8, the face's own resolution) whose 468-point
     mesh is `mesh` (x, y in its pixels)."""
     unit = face_unit(mesh)
-    hull = hull_mask(image.shape[:2], mesh, rng)
     source, target = (transform(image, rng), image) if rng.random() < 0.5 else (image, transform(image, rng))
-
+    # The source moves by a random scale and shift, and its mask with it: the hull of the moved mesh.
     centre = (mesh.min(0) + mesh.max(0)) / 2
     affine = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, float(rng.uniform(*SCALE)))
     affine[:, 2] += rng.uniform(-1, 1, size=2) * np.array(SHIFT) * unit
-    size = (image.shape[1], image.shape[0])
-    source = cv2.warpAffine(source, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    hull = cv2.warpAffine(hull, affine, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-    if not hull.any():  # the shift moved a hull at the image's edge out of it
+    hull = hull_mask(image.shape[:2], cv2.transform(mesh[None].astype(np.float64), affine)[0], rng)
+    if not hull.any():  # moved off an image that ends at the face
         hull = hull_mask(image.shape[:2], mesh, rng)
+    soft, (x0, y0, x1, y1) = _soften(hull, unit, rng)
+    soft *= np.float32(rng.choice(BLEND_RATIOS))
 
-    mask = _soften(hull, unit, rng) * np.float32(rng.choice(BLEND_RATIOS))
-    real = target.astype(np.float32)
-    fake = real + mask[..., None] * (source.astype(np.float32) - real)
-    return SelfBlend(np.array(target, copy=True), np.clip(np.rint(fake), 0, 255).astype(np.uint8), mask)
+    # Blend only in the mask's window: it is zero elsewhere, and there the fake is the real.
+    window = affine.copy()
+    window[:, 2] -= (x0, y0)
+    moved = cv2.warpAffine(source, window, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    fake = np.array(target, copy=True)
+    real = target[y0:y1, x0:x1].astype(np.float32)
+    fake[y0:y1, x0:x1] = np.clip(np.rint(real + soft[..., None] * (moved.astype(np.float32) - real)), 0, 255)
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[y0:y1, x0:x1] = soft
+    return SelfBlend(np.array(target, copy=True), fake, mask)
 
 
 def crop_blend(blend: SelfBlend, box: tuple[float, float, float, float], size: int) -> BlendCrops:
