@@ -9,6 +9,8 @@ adapting) on random 224×224 batches after a warm-up step, so it measures the ne
 The loader (`--crops`): the trainer's CropSampler making batches as a run does (pairs of a real and
 a fake, self-blends made from source regions, augmentation, H.264 re-encoding), on one thread, as
 `prefetch` runs it beside the network; it keeps the network busy while its crops/s is the higher.
+Both also report CPU time a crop (all threads, and ffmpeg's): on a shared machine wall-clock rates fall with
+the load, and the CPU each part takes is what decides how they share the cores.
 Also timed apart: one self-blend (region read, blend, cut to the crop), and the face mesh of one
 region as the crop builder finds it; and, from the crop indexes, how many real faces per source
 have no mesh (they train as reals, never as self-blend sources).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -24,6 +27,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all its threads, and its finished children (the H.264 ffmpegs)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def measure(arch: str, steps: int, batch_size: int) -> dict:
@@ -41,13 +50,16 @@ def measure(arch: str, steps: int, batch_size: int) -> dict:
     y = tf.constant(np.arange(batch_size) % 2, tf.int32)
     step(x, y)  # trace and warm up
     times = []
+    cpu = _cpu_seconds()
     for _ in range(steps):
         started = time.perf_counter()
         float(step(x, y)[0])  # wait for the result
         times.append(time.perf_counter() - started)
+    cpu_ms = 1000 * (_cpu_seconds() - cpu) / (steps * batch_size)
     median = statistics.median(times)
     return {"arch": arch, "parameters": model.count_params(), "median_step_s": round(median, 4),
-            "crops_per_second": round(batch_size / median, 1), "steps": steps, "batch_size": batch_size}
+            "crops_per_second": round(batch_size / median, 1), "cpu_ms_per_crop": round(cpu_ms, 1),
+            "steps": steps, "batch_size": batch_size}
 
 
 def measure_loader(folders: list[Path], batches: int, batch_size: int, sbi: str) -> dict:
@@ -65,10 +77,11 @@ def measure_loader(folders: list[Path], batches: int, batch_size: int, sbi: str)
         if record.mesh is not None:
             sampler._mesh(record)
     sampler.batch()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     for _ in range(batches):
         sampler.batch()
     loader = batches * batch_size / (time.perf_counter() - started)
+    loader_cpu_ms = 1000 * (_cpu_seconds() - cpu) / (batches * batch_size)
 
     blendable = [r for pool in sampler.blendable.values() for r in pool]
     picks = [blendable[i] for i in np.random.default_rng(1).integers(len(blendable), size=min(100, 4 * len(blendable)))]
@@ -87,7 +100,7 @@ def measure_loader(folders: list[Path], batches: int, batch_size: int, sbi: str)
         mesh(region, box, five)
     mesh_ms = 1000 * (time.perf_counter() - started) / len(faces)
     sides = [region.shape[0] for region, _, _ in faces]
-    return {"loader_crops_per_second": round(loader, 1), "batches": batches, "batch_size": batch_size, "sbi": sbi,
+    return {"loader_crops_per_second": round(loader, 1), "loader_cpu_ms_per_crop": round(loader_cpu_ms, 1), "batches": batches, "batch_size": batch_size, "sbi": sbi,
             "self_blend_ms": round(blend_ms, 1), "face_mesh_ms": round(mesh_ms, 1),
             "median_region_side": int(np.median(sides)),
             "faces_without_mesh": {d: {"real_crops": n, "with_region": k, "with_mesh": m,
@@ -114,10 +127,11 @@ def main() -> int:
         report["network"] = [measure(arch, args.steps, args.batch_size) for arch in args.arch or ARCHITECTURES]
         for r in report["network"]:
             print(f"{r['arch']:<20} {r['parameters'] / 1e6:5.2f} M parameters  {r['crops_per_second']:6.1f} crops/s "
-                  f"(median step {r['median_step_s']:.3f} s, batch {r['batch_size']})")
+                  f"(median step {r['median_step_s']:.3f} s, batch {r['batch_size']}; {r['cpu_ms_per_crop']:.0f} CPU ms a crop)")
     if args.crops:
         r = report["loader"] = measure_loader(args.crops, args.batches, args.batch_size, args.sbi)
-        print(f"loader (--sbi {r['sbi']}, one thread): {r['loader_crops_per_second']:.1f} crops/s; one self-blend "
+        print(f"loader (--sbi {r['sbi']}, one thread): {r['loader_crops_per_second']:.1f} crops/s "
+              f"({r['loader_cpu_ms_per_crop']:.0f} CPU ms a crop); one self-blend "
               f"{r['self_blend_ms']:.1f} ms, one face mesh {r['face_mesh_ms']:.1f} ms "
               f"(median region {r['median_region_side']} px)")
         for dataset, c in r["faces_without_mesh"].items():

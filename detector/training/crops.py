@@ -15,8 +15,8 @@ Each real crop also keeps its source region: the frame (or photo) round the face
 resolution, REGION_SCALE times the crop's side, and the face's 468-point mesh
 (`detector.training.landmarks`), found once here. Self-blends are made on the region and then cut
 the scanner's way, which gives back the crop itself, pixel for pixel (checked before a region is
-kept). A face whose mesh is not found keeps its region but no mesh: it trains as a real face,
-never as a self-blend source; the summary counts them.
+kept). A face whose mesh is not found keeps its region but no mesh: it is never a self-blend
+source; the summary counts them.
 """
 from __future__ import annotations
 
@@ -265,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         items += found
     if not items:
         parser.error("nothing to do: give --data and/or --photos")
-    added = build(items, args.out, args.frames, args.size, photo_margin=args.photo_margin)
+    try:
+        added = build(items, args.out, args.frames, args.size, photo_margin=args.photo_margin)
+    except ValueError as exc:  # an index from an older version
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     records = read_index(args.out)
     print(f"{added} new item(s); {len(records)} crops from "
           f"{len({r.video for r in records})} clips/photos in {args.out / 'index.csv'}", file=sys.stderr)

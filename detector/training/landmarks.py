@@ -8,8 +8,9 @@ ROI_SCALE, turned upright by MTCNN's eyes (as MediaPipe feeds it).
 
 A mesh counts as found only when the network's own face score passes MIN_SCORE and its eyes,
 nose tip and mouth corners lie near MTCNN's (MAX_POINT_ERROR eye distances): a face in profile,
-occluded or blurred can give a confident mesh in the wrong place. A face without a mesh still
-trains as a real face, but no self-blend is made from it; `python -m detector.crops` counts them.
+occluded or blurred can give a confident mesh in the wrong place. No self-blend is made from a face
+without a mesh (it still trains as a real beside its source's labelled fakes, where there are
+some); `python -m detector.crops` counts them per source.
 """
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ Batches are balanced: half real crops, half fakes. Each real/fake pair comes fro
 (a clip dataset, a photo folder, a crop pool; drawn in proportion to the square root of its
 size), so no source can stand in for a label; the fake
 is that source's labelled fake or a self-blended image made on the fly from a real face's source
-region (`--sbi`), which then is the pair's real, as the paper pairs them (detector.training.selfblend).
-Self-blends teach the blending boundary every face swap leaves rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
+region (`--sbi`), and then that face is the pair's real, as the paper pairs them
+(detector.training.selfblend). Self-blends teach the blending boundary every face swap leaves
+rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
 (crop- and video-level AUC) runs every epoch on val, the best epoch is exported as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
 alone for `python -m detector.evaluate --subset test`.
