@@ -35,6 +35,19 @@ def test_the_mesh_outlines_the_face(astronaut_face):
     assert inside.all()
 
 
+def test_a_mesh_is_trusted_only_on_a_face_where_mtcnn_found_it(astronaut_face):
+    """No face (a flat picture), or MTCNN's points somewhere else than the mesh's: no mesh."""
+    from detector.training.landmarks import FaceMesh, five_points
+
+    image, face, _, _, _, mesh = astronaut_face
+    np.testing.assert_allclose(five_points(mesh), face.landmarks, atol=0.35 * (face.landmarks[1, 0] - face.landmarks[0, 0]))
+    meshes = FaceMesh()
+    assert meshes(np.full_like(image, 128), face.box, face.landmarks) is None
+    eye_distance = float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
+    elsewhere = face.landmarks + np.array([0.0, 0.8 * eye_distance], np.float32)  # all five a long way down
+    assert meshes(image, face.box, elsewhere) is None
+
+
 def test_mask_support_stays_near_the_landmark_hull(astronaut_face):
     """In the full 512² photo, where the face is small: the mask is zero farther than MASK_REACH
     face units from the mesh's hull, blends at least at the weakest ratio, and covers the middle of the nose."""

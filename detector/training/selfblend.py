@@ -168,8 +168,6 @@ def self_blend(image: np.ndarray, mesh: np.ndarray, rng: np.random.Generator) ->
     affine = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, float(rng.uniform(*SCALE)))
     affine[:, 2] += rng.uniform(-1, 1, size=2) * np.array(SHIFT) * unit
     hull = hull_mask(image.shape[:2], cv2.transform(mesh[None].astype(np.float64), affine)[0], rng)
-    if not hull.any():  # moved off an image that ends at the face
-        hull = hull_mask(image.shape[:2], mesh, rng)
     soft, (x0, y0, x1, y1) = _soften(hull, unit, rng)
     soft *= np.float32(rng.choice(BLEND_RATIOS))
 
