@@ -183,16 +183,15 @@ def self_blend(image: np.ndarray, mesh: np.ndarray, rng: np.random.Generator) ->
     return SelfBlend(np.array(target, copy=True), fake, mask)
 
 
+def cut(image: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """`image` cut as the scanner cuts the face whose MTCNN box (in the image's pixels) is `box`."""
+    return crop_face(image, Face(0, box, 1.0, np.zeros((5, 2), np.float32)), size).image  # it reads only the box
+
+
 def crop_blend(blend: SelfBlend, box: tuple[float, float, float, float], size: int) -> BlendCrops:
-    """The real, the blend and the mask cut as the scanner cuts the face whose MTCNN box (in the
-    blend's pixels) is `box`."""
-    face = Face(0, box, 1.0, np.zeros((5, 2), np.float32))  # crop_face reads only the box
-
-    def cut(image: np.ndarray) -> np.ndarray:
-        return crop_face(image, face, size).image
-
-    mask = cut(np.repeat(np.rint(blend.mask * 255).astype(np.uint8)[..., None], 3, axis=2))[..., 0]
-    return BlendCrops(cut(blend.real), cut(blend.fake), mask.astype(np.float32) / 255)
+    """The real, the blend and the mask cut as the scanner cuts the face whose box is `box`."""
+    mask = cut(np.repeat(np.rint(blend.mask * 255).astype(np.uint8)[..., None], 3, axis=2), box, size)[..., 0]
+    return BlendCrops(cut(blend.real, box, size), cut(blend.fake, box, size), mask.astype(np.float32) / 255)
 
 
 def sample_grid(sources: list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]], path: Path,

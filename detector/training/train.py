@@ -44,7 +44,7 @@ from detector.training.augment import AugmentConfig, augment, h264_roundtrip
 from detector.training.crops import CropRecord, read_index
 from detector.training.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
 from detector.training.networks import ARCHITECTURES, build_detector
-from detector.training.selfblend import crop_blend, sample_grid, self_blend
+from detector.training.selfblend import cut, sample_grid, self_blend
 from detector.video import IMAGE_EXTENSIONS
 
 SBI_MODES = ("off", "mix", "only")
@@ -153,8 +153,8 @@ class CropSampler:
             return self._image(self._pick(self.reals[source])), self._image(self._pick(labelled))
         record = self._pick(blendable)
         size = self._image(record).shape[0]
-        crops = crop_blend(self_blend(record.region_image(), self._mesh(record), self.rng), record.region_box, size)
-        return crops.real, crops.fake
+        blend = self_blend(record.region_image(), self._mesh(record), self.rng)
+        return cut(blend.real, record.region_box, size), cut(blend.fake, record.region_box, size)
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         """batch_size/2 reals, then their fakes in the same order (real i and fake i are a pair)."""
