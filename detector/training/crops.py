@@ -21,10 +21,10 @@ source; the summary counts them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import sys
-import contextlib
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -80,6 +80,7 @@ def read_index(folder: Path) -> list[CropRecord]:
     path = Path(folder) / "index.csv"
     if not path.exists():
         raise FileNotFoundError(f"no crop index at {path}: build it with python -m detector.crops")
+
     def file(name: str | None) -> Path | None:
         return Path(folder) / name if name else None
 
