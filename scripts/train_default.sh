@@ -3,10 +3,14 @@
 #   bash scripts/train_default.sh ../shared/data [work]
 # Well under 2 hours on a 2-core CPU; the same commands use a GPU where TensorFlow sees one.
 # Every step resumes: run the same command again after an interruption.
-#  1. Face crops made by the scanner's own stages: every labelled clip (48 frames each), the
-#     FaceForensics++ crop pool (re-detected and re-cropped as the scanner would) and LFW.
+#  1. Face crops made by the scanner's own stages: every labelled clip (48 frames each, the 70
+#     FaceForensics++ excerpts included), the FaceForensics++ crop pool and the DFDC crops
+#     (re-detected and re-cropped as the scanner would) and LFW's 1,000 photos. Every real face
+#     keeps its source region and face mesh: self-blends are made from them.
 #  2. Clips are split by source identity, stratified by source and label: 40% train, 30% val,
-#     30% test. Training data: the train clips, the pool, LFW, self-blends of every real face.
+#     30% test. Training data: the train clips, the pool, the DFDC crops, LFW, and self-blends of
+#     every real face among them (DFDC reals, FF++ originals, pool originals, LFW, other real clips).
+#     Crop folders built before source regions are refused: build into an empty WORK_DIR.
 #  3. Recipe: two short runs that differ only in batch-norm handling; validation AUC picks one.
 #  4. The full run: EfficientNet-Lite0 from ImageNet, head first, then the whole network;
 #     the best epoch by validation AUC is exported.
@@ -26,13 +30,14 @@ PY=${PY:-.venv/bin/python}
 EPOCHS=${EPOCHS:-8}
 STEPS=${STEPS:-500}
 SPLIT=(--val-fraction 0.3 --test-fraction 0.3 --seed 0)
-CROPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_lfw")
+CROPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_dfdc" --crops "$WORK/crops_lfw")
 COMMON=(--init imagenet --arch efficientnet-lite0 --batch-size 16 --sbi mix --head-steps 200
         --head-learning-rate 1e-3 --learning-rate 3e-4 --warmup-steps 200 "${SPLIT[@]}")
 if [ -n "${EMA:-}" ]; then COMMON+=(--ema "$EMA"); fi  # a moving average of the weights (a variant, e.g. EMA=0.999)
 
 $PY -m detector crops --data "$DATA/manifest.csv" --out "$WORK/crops_clips" --frames 48
 $PY -m detector crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"
+$PY -m detector crops --photos "$DATA/faces/dfdc_crops" --out "$WORK/crops_dfdc"
 $PY -m detector crops --photos "$DATA/faces/lfw" --out "$WORK/crops_lfw"
 
 for bn in train frozen; do

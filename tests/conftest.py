@@ -94,3 +94,21 @@ def noface_clip(media) -> Path:
     path = media / "testsrc.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=2", "-pix_fmt", "yuv420p", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_face():
+    """The astronaut photo, its MTCNN face, that face's source region (as the crop builder cuts it)
+    and the face mesh in both: (image, face, region, region_face, region_mesh, image_mesh)."""
+    import skimage.data
+
+    from detector.scan.faces import FaceDetector
+    from detector.training.crops import source_region
+    from detector.training.landmarks import FaceMesh
+
+    image = skimage.data.astronaut()
+    face = FaceDetector().detect([image])[0][0]
+    region, region_face = source_region(image, face)
+    mesh = FaceMesh()
+    return (image, face, region, region_face, mesh(region, region_face.box, region_face.landmarks),
+            mesh(image, face.box, face.landmarks))

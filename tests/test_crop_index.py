@@ -59,3 +59,14 @@ def test_tight_stills_are_mirror_extended_so_their_crops_have_no_black_margin(tm
 
     assert dark_border_rows(tmp_path / "as_is", 0.0) > 0
     assert dark_border_rows(tmp_path / "extended", crops.PHOTO_MARGIN) == 0
+
+
+def test_an_index_without_source_regions_is_refused(tmp_path):
+    """Crops built before source regions cannot make self-blends: building on them says so."""
+    import pytest
+
+    out = tmp_path / "crops"
+    out.mkdir()
+    (out / "index.csv").write_text(csv_text([crops.INDEX_COLUMNS[:10]]), encoding="utf-8")
+    with pytest.raises(ValueError, match="older version"):
+        crops.build([], out, frames=1, crop_size=64, progress=False)

@@ -41,6 +41,20 @@ def test_crop_dataset_index_and_resume(tiny_data):
         assert record.landmarks.shape == (5, 2)
         assert (record.landmarks > 0).all() and (record.landmarks < 64).all()  # eyes, nose, mouth inside the crop
     assert len([r for r in records if r.video.endswith("real0.mp4")]) == 4
+    # Real crops keep their source region (larger than the crop's square, at its own resolution),
+    # which cut the scanner's way gives back the crop, and the face mesh found on it.
+    from detector.scan.crop import crop_face
+    from detector.scan.faces import Face
+
+    for record in records:
+        if record.label == 1:
+            assert record.region is record.region_box is record.mesh is None
+            continue
+        region = record.region_image()
+        face = Face(0, record.region_box, 1.0, np.zeros((5, 2), np.float32))
+        assert region.shape[0] > 1.3 * face.side
+        assert np.array_equal(crop_face(region, face, 64).image, record.image())
+        assert record.mesh is not None and np.load(record.mesh).shape == (468, 2)
     # A second build finds every item done and adds nothing.
     assert crops.build(items, out, frames=4, crop_size=64, progress=False) == 0
     assert len(crops.read_index(out)) == len(records)
@@ -221,20 +235,26 @@ def test_fine_tuning_phases_and_batch_norm(tmp_path):
     assert not same(weights(model, keras.layers.BatchNormalization), bn0)
 
 
-def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path):
+def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path, astronaut_face):
     """A source without labelled fakes still yields fakes (self-blends of its reals), so no source
     is all-real; with --sbi off such a source cannot make pairs and is left out."""
+    import cv2
+
     from detector.training.crops import CropRecord
     from detector.training.train import CropSampler, TrainConfig
 
     face = np.full((64, 64, 3), 128, np.uint8)
     landmarks = np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], np.float32)
+    _, _, region, region_face, mesh, _ = astronaut_face
+    cv2.imwrite(str(tmp_path / "region.png"), cv2.cvtColor(region, cv2.COLOR_RGB2BGR))
+    np.save(tmp_path / "mesh.npy", mesh)
 
     def record(i, label, dataset):
         path = tmp_path / f"{dataset}{i}_{label}.png"
-        import cv2
         cv2.imwrite(str(path), face)
-        return CropRecord(path, str(path), label, dataset, "real" if label == 0 else "X", (str(i),), 0, 0.0, 0, landmarks)
+        source = (tmp_path / "region.png", region_face.box, tmp_path / "mesh.npy") if label == 0 else (None,) * 3
+        return CropRecord(path, str(path), label, dataset, "real" if label == 0 else "X", (str(i),), 0, 0.0, 0,
+                          landmarks, *source)
 
     records = [record(i, 0, "clips") for i in range(3)] + [record(i, 1, "clips") for i in range(3)]
     records += [record(i, 0, "photos") for i in range(3)]

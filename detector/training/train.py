@@ -11,9 +11,10 @@ statistics from ImageNet, `--bn train` adapts them.
 Batches are balanced: half real crops, half fakes. Each real/fake pair comes from one source
 (a clip dataset, a photo folder, a crop pool; drawn in proportion to the square root of its
 size), so no source can stand in for a label; the fake
-is that source's labelled fake or a self-blended image made on the fly from one of its real
-crops (`--sbi`). Self-blends teach the blending boundary every face swap leaves rather than one
-method's fingerprint. Clips are split by source identity into train, val and test; validation
+is that source's labelled fake or a self-blended image made on the fly from a real face's source
+region (`--sbi`), and then that face is the pair's real, as the paper pairs them
+(detector.training.selfblend). Self-blends teach the blending boundary every face swap leaves
+rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
 (crop- and video-level AUC) runs every epoch on val, the best epoch is exported as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
 alone for `deepfake-detector evaluate --subset test`.
@@ -39,11 +40,11 @@ from tqdm import tqdm
 from detector.evaluation.metrics import compute_metrics, pick_threshold
 from detector.files import atomic_open, atomic_write
 from detector.runtime import keras, tf
-from detector.training.augment import augment, h264_roundtrip
+from detector.training.augment import AugmentConfig, augment, h264_roundtrip
 from detector.training.crops import CropRecord, read_index
 from detector.data.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
 from detector.training.networks import ARCHITECTURES, CONTRACT, build_detector
-from detector.training.selfblend import sample_grid, self_blend
+from detector.training.selfblend import cut, sample_grid, self_blend
 from detector.scan.video import IMAGE_EXTENSIONS
 
 SBI_MODES = ("off", "mix", "only")
@@ -90,9 +91,17 @@ def initial_model(init: str | Path | None, config: TrainConfig) -> keras.Model:
 
 
 class CropSampler:
-    """Balanced, augmented training batches from crop records, one source per real/fake pair."""
+    """Balanced, augmented training batches of pairs: a real crop and a fake from the same source.
 
-    def __init__(self, records: list[CropRecord], config: TrainConfig, rng: np.random.Generator):
+    A self-blended fake is made from a real face's source region and comes with that very face
+    (as the paper pairs them), so the two differ only by the blend; a labelled fake comes with a
+    real crop of its source. Both crops of a pair get the same augmentation and re-encoding, so
+    nothing but the fake's traces tells them apart."""
+
+    def __init__(self, records: list[CropRecord], config: TrainConfig, rng: np.random.Generator,
+                 augmentation: AugmentConfig = AugmentConfig()):
+        if config.batch_size % 2:
+            raise ValueError(f"--batch-size must be even (pairs of a real and a fake), got {config.batch_size}")
         self.reals: dict[str, list[CropRecord]] = {}
         self.fakes: dict[str, list[CropRecord]] = {}
         for record in records:
@@ -101,10 +110,16 @@ class CropSampler:
             (self.fakes if record.label == 1 else self.reals).setdefault(record.dataset, []).append(record)
         if not self.reals:
             raise ValueError("training needs real crops (self-blended fakes are made from them)")
+        # Reals with a source region and a face mesh are the ones self-blends are made from.
+        self.blendable = {d: [r for r in pool if r.mesh is not None] for d, pool in self.reals.items()}
+        if config.sbi != "off" and not any(self.blendable.values()):
+            raise ValueError(f"--sbi {config.sbi} needs real crops with source regions and face meshes: "
+                             "build the crops again (deepfake-detector crops) into a new --out")
         if config.sbi == "off" and not self.fakes:
             raise ValueError("--sbi off needs labelled fake crops")
-        # --sbi off: a source without labelled fakes contributes no pairs.
-        self.sources = sorted(d for d in self.reals if config.sbi != "off" or d in self.fakes)
+        fakes_of = {"off": lambda d: self.fakes.get(d), "only": lambda d: self.blendable[d],
+                    "mix": lambda d: self.fakes.get(d) or self.blendable[d]}[config.sbi]
+        self.sources = sorted(d for d in self.reals if fakes_of(d))
         if not self.sources:
             raise ValueError("--sbi off needs real and fake crops from the same source")
         # Sources are drawn in proportion to the square root of their number of clips or photos:
@@ -112,37 +127,48 @@ class CropSampler:
         # repeated until they are learnt by heart.
         sizes = np.array([len({r.video for r in self.reals[d] + self.fakes.get(d, [])}) for d in self.sources])
         self.weights = np.sqrt(sizes) / np.sqrt(sizes).sum()
-        self.config, self.rng = config, rng
+        self.config, self.rng, self.augmentation = config, rng, augmentation
         self._cache: dict[Path, np.ndarray] = {}
 
     def _image(self, record: CropRecord) -> np.ndarray:
-        """Crops are small (224² PNG): keep them decoded after the first use."""
+        """Crops are small (224² PNG) and meshes smaller: keep them after the first use (regions
+        are larger, and read each time)."""
         if record.crop not in self._cache:
             self._cache[record.crop] = record.image()
         return self._cache[record.crop]
 
+    def _mesh(self, record: CropRecord) -> np.ndarray:
+        if record.mesh not in self._cache:
+            self._cache[record.mesh] = np.load(record.mesh)
+        return self._cache[record.mesh]
+
     def _pick(self, pool: list[CropRecord]) -> CropRecord:
         return pool[self.rng.integers(len(pool))]
 
-    def _fake(self, source: str) -> np.ndarray:
-        labelled = self.fakes.get(source)
-        if labelled and (self.config.sbi == "off" or self.rng.random() < 0.5):
-            return self._image(self._pick(labelled))
-        record = self._pick(self.reals[source])
-        return self_blend(self._image(record), record.landmarks, self.rng)[0]
+    def _pair(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """(real, fake) crops of one source: half the time (--sbi mix) or never (--sbi only) a
+        labelled fake, else a self-blend with the face it was made from."""
+        labelled, blendable = self.fakes.get(source), self.blendable[source]
+        if labelled and (self.config.sbi == "off" or not blendable or self.rng.random() < 0.5):
+            return self._image(self._pick(self.reals[source])), self._image(self._pick(labelled))
+        record = self._pick(blendable)
+        size = self._image(record).shape[0]
+        blend = self_blend(record.region_image(), self._mesh(record), self.rng)
+        return cut(blend.real, record.region_box, size), cut(blend.fake, record.region_box, size)
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
-        half = self.config.batch_size // 2
-        sources = [self.sources[i] for i in self.rng.choice(len(self.sources), size=self.config.batch_size - half,
-                                                            p=self.weights)]
-        images = [self._image(self._pick(self.reals[s])) for s in sources]
-        images += [self._fake(s) for s in sources[:half]]
-        labels = np.array([0] * len(sources) + [1] * half)
-        x = np.stack([augment(image, self.rng) for image in images])
-        recode = np.flatnonzero(self.rng.random(len(x)) < self.config.h264_p)
+        """batch_size/2 reals, then their fakes in the same order (real i and fake i are a pair)."""
+        n = self.config.batch_size // 2
+        sources = [self.sources[i] for i in self.rng.choice(len(self.sources), size=n, p=self.weights)]
+        pairs = [self._pair(source) for source in sources]
+        seeds = self.rng.integers(2**63, size=n)  # one augmentation per pair, drawn alike for both
+        x = np.stack([augment(pair[k], np.random.default_rng(seed), self.augmentation)
+                      for k in (0, 1) for pair, seed in zip(pairs, seeds)])
+        recode = np.flatnonzero(self.rng.random(n) < self.config.h264_p)
         if len(recode):
-            x[recode] = h264_roundtrip(x[recode], int(self.rng.integers(18, 41)))
-        return CONTRACT.to_input(x), labels
+            both = np.concatenate([recode, recode + n])
+            x[both] = h264_roundtrip(x[both], int(self.rng.integers(18, 41)))
+        return CONTRACT.to_input(x), np.array([0] * n + [1] * n)
 
 
 def prefetch(make, size: int = 4):
@@ -164,6 +190,16 @@ def prefetch(make, size: int = 4):
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+def write_blend_samples(sampler: CropSampler, png: Path, seed: int) -> None:
+    """self_blend_samples.png: real, mask and self-blend of up to six training faces, one per source
+    first, to check the blends by eye."""
+    pools = [pool[:: max(1, len(pool) // 6)] for pool in sampler.blendable.values() if pool]
+    picked = [pool[i] for i in range(6) for pool in pools if i < len(pool)][:6]
+    if picked:
+        sample_grid([(r.region_image(), np.load(r.mesh), r.region_box) for r in picked], png,
+                    size=sampler._image(picked[0]).shape[0], seed=seed)
 
 
 def predict(model: keras.Model, records: list[CropRecord], batch_size: int = 32) -> np.ndarray:
@@ -374,9 +410,7 @@ def train(crops: list[Path], out: Path, config: TrainConfig, split: Path | None 
     records = [r for folder in crops for r in read_index(folder)]
     train_records, val_records, split_info = split_records(records, split or out / "split.csv", config)
     sampler = CropSampler(train_records, config, rng)
-    reals = [r for pool in sampler.reals.values() for r in pool]
-    sample_grid([(r.image(), r.landmarks) for r in reals[:: max(1, len(reals) // 6)][:6]],
-                out / "self_blend_samples.png", seed=config.seed)
+    write_blend_samples(sampler, out / "self_blend_samples.png", config.seed)
 
     model = initial_model(init, config)
     schedule = learning_rate(config)
