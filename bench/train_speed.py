@@ -65,8 +65,8 @@ def measure(arch: str, steps: int, batch_size: int) -> dict:
 def measure_loader(folders: list[Path], batches: int, batch_size: int, sbi: str) -> dict:
     import numpy as np
 
-    from detector.training.crops import mesh_counts, read_index
-    from detector.training.landmarks import FaceMesh, five_points
+    from detector.data.crops import mesh_counts, read_index
+    from detector.data.landmarks import FaceMesh, five_points
     from detector.training.selfblend import crop_blend, self_blend
     from detector.training.train import CropSampler, TrainConfig
 

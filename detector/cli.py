@@ -131,7 +131,7 @@ def _probability(text: str) -> float:
 # name -> (module whose main(argv) runs it, what it does); `scan` is this module's scan_main
 COMMANDS = {
     "scan": ("detector.cli", "classify face videos or images as real or deepfake (the default command)"),
-    "crops": ("detector.training.crops", "cut training face crops from labelled clips or photos, as the scanner does"),
+    "crops": ("detector.data.crops", "cut face crops from labelled clips or photos, as the scanner does, for training and checks"),
     "train": ("detector.training.train", "train a detector on face crops and export it as a SavedModel"),
     "evaluate": ("detector.evaluation.evaluate", "scan labelled clips and report AUC, log loss and more per group"),
     "robustness": ("detector.evaluation.robustness", "scan labelled clips as they are and re-encoded; how far verdicts move"),

@@ -103,8 +103,8 @@ def astronaut_face():
     import skimage.data
 
     from detector.scan.faces import FaceDetector
-    from detector.training.crops import source_region
-    from detector.training.landmarks import FaceMesh
+    from detector.data.crops import source_region
+    from detector.data.landmarks import FaceMesh
 
     image = skimage.data.astronaut()
     face = FaceDetector().detect([image])[0][0]

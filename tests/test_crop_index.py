@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 
 from detector.files import append_csv, csv_text, read_csv_log
-from detector.training import crops
+from detector.data import crops
 
 
 def test_read_csv_log_drops_only_a_torn_last_record(tmp_path):

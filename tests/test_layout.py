@@ -14,9 +14,9 @@ FLOORS = (
     ("detector.scan",),  # video, faces, tracking, crop, model, onnx, aggregation, evidence, explain, scanner
     ("detector.output",),  # results.csv, details JSON, writers, the HTML report
     ("detector.api", "detector"),  # load() and scan(); `import detector` reaches it
-    ("detector.data",),  # labelled datasets and their identity splits
-    ("detector.evaluation",),  # metrics at its bottom, report, evaluate, robustness
-    ("detector.training",),  # crops, self-blending, augmentation, networks, train
+    ("detector.data",),  # labelled datasets, identity splits, face-crop datasets
+    ("detector.evaluation",),  # metrics at its bottom, report, evaluate, robustness, pool, selection
+    ("detector.training",),  # self-blending, augmentation, networks, train
     ("detector.distributed",),
     ("detector.cli", "detector.__main__"),
 )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from detector.scan.crop import crop_face
-from detector.training.landmarks import NOSE
+from detector.data.landmarks import NOSE
 from detector.training.selfblend import (
     MASK_REACH, crop_blend, face_unit, hull_mask, sample_grid, self_blend, transform,
 )
@@ -37,7 +37,7 @@ def test_the_mesh_outlines_the_face(astronaut_face):
 
 def test_a_mesh_is_trusted_only_on_a_face_where_mtcnn_found_it(astronaut_face):
     """No face (a flat picture), or MTCNN's points somewhere else than the mesh's: no mesh."""
-    from detector.training.landmarks import FaceMesh, five_points
+    from detector.data.landmarks import FaceMesh, five_points
 
     image, face, _, _, _, mesh = astronaut_face
     np.testing.assert_allclose(five_points(mesh), face.landmarks, atol=0.35 * (face.landmarks[1, 0] - face.landmarks[0, 0]))
@@ -181,7 +181,7 @@ def photo_crops(tmp_path_factory):
     """A crop dataset of three real photos that differ everywhere (the astronaut in three tints)."""
     import skimage.data
 
-    from detector.training import crops
+    from detector.data import crops
     from detector.data.datasets import LabelledVideo
 
     folder = tmp_path_factory.mktemp("photos")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, face_clip, ffmpeg
-from detector.training import crops
+from detector.data import crops
 from detector.data.datasets import LabelledVideo
 
 
@@ -240,7 +240,7 @@ def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path, astronaut_
     is all-real; with --sbi off such a source cannot make pairs and is left out."""
     import cv2
 
-    from detector.training.crops import CropRecord
+    from detector.data.crops import CropRecord
     from detector.training.train import CropSampler, TrainConfig
 
     face = np.full((64, 64, 3), 128, np.uint8)

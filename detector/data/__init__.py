@@ -1,1 +1,1 @@
-"""Labelled datasets (FaceForensics++, Celeb-DF, DFDC, CSV manifests, photo folders) and identity-disjoint splits, for training and evaluation alike."""
+"""The data a model learns from and is checked on: labelled datasets (FaceForensics++, Celeb-DF, DFDC, CSV manifests, photo folders), identity-disjoint splits, and face-crop datasets cut by the scanner's own stages (with face meshes for self-blending)."""

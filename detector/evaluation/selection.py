@@ -30,7 +30,7 @@ from detector.files import atomic_write
 from detector.scan.model import Model
 from detector.scan.scanner import Settings
 from detector.output.results import ResultsFolder
-from detector.training.crops import build, read_index
+from detector.data.crops import build, read_index
 from detector.data.datasets import identity_groups
 
 INCUMBENT = "track-max"  # the default the pre-registered rule was run against

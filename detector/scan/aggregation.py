@@ -20,7 +20,7 @@ AGGREGATES = ("large-max", "track-max", "mean", "face-weighted")
 DEFAULT_AGGREGATE = AGGREGATES[0]
 MIN_TRACK_SHARE = 0.1  # a track seen in fewer than this share of sampled frames is a passer-by
 # A track whose faces are under this share of the largest counted track's side is small: models are
-# trained on each clip's main face only (training/crops.py), so a much smaller face is unlike what
+# trained on each clip's main face only (data/crops.py), so a much smaller face is unlike what
 # they learned from (docs/model-card.md: a background face decided a real FaceForensics++ clip
 # under track-max). large-max leaves small tracks out; track-max names a small decider.
 SMALL_FACE_SHARE = 0.5

@@ -1,1 +1,1 @@
-"""Training a detector: face crops made by the scanner's own stages, self-blended fakes, augmentation, networks, the trainer."""
+"""Training a detector: self-blended fakes, augmentation, networks, the trainer (its crops come from data/)."""

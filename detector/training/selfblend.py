@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from detector.scan.crop import crop_face
 from detector.scan.faces import Face
-from detector.training.landmarks import LEFT_BROW, LEFT_EYE, LIPS, NOSE, RIGHT_BROW, RIGHT_EYE
+from detector.data.landmarks import LEFT_BROW, LEFT_EYE, LIPS, NOSE, RIGHT_BROW, RIGHT_EYE
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # the paper's, biased to a full blend
 SCALE = (0.95, 1 / 0.95)  # the source's random scale (with its mask), about the face centre

@@ -41,7 +41,7 @@ from detector.evaluation.metrics import compute_metrics, pick_threshold
 from detector.files import atomic_open, atomic_write
 from detector.runtime import keras, tf
 from detector.training.augment import AugmentConfig, augment, h264_roundtrip
-from detector.training.crops import CropRecord, read_index
+from detector.data.crops import CropRecord, read_index
 from detector.data.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
 from detector.training.networks import ARCHITECTURES, CONTRACT, build_detector
 from detector.training.selfblend import cut, sample_grid, self_blend

@@ -13,7 +13,7 @@ edges (`--photo-margin`), so the margin holds picture, as it does in a frame.
 
 Each real crop also keeps its source region: the frame (or photo) round the face at its own
 resolution, REGION_SCALE times the crop's side, and the face's 468-point mesh
-(`detector.training.landmarks`), found once here. Self-blends are made on the region and then cut
+(`detector.data.landmarks`), found once here. Self-blends are made on the region and then cut
 the scanner's way, which gives back the crop itself, pixel for pixel (checked before a region is
 kept). A face whose mesh is not found keeps its region but no mesh: it is never a self-blend
 source; the summary counts them.
@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector.data.datasets import REAL, LabelledVideo, read_dataset, read_face_photos
-from detector.training.landmarks import FaceMesh
+from detector.data.landmarks import FaceMesh
 from detector.scan.crop import CROP_MARGIN, Crop, crop_face
 from detector.scan.faces import Face, FaceDetector
 from detector.scan.scanner import extract_faces, open_input
