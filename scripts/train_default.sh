@@ -5,7 +5,8 @@
 # Every step resumes: run the same command again after an interruption.
 #  1. Face crops made by the scanner's own stages: every labelled clip (48 frames each, the 70
 #     FaceForensics++ excerpts included), the FaceForensics++ crop pool and the DFDC crops
-#     (re-detected and re-cropped as the scanner would) and LFW's 1,000 photos. Every real face
+#     (re-detected and re-cropped as the scanner would; not the 30% of its source videos that
+#     validate in step 5) and LFW's 1,000 photos. Every real face
 #     keeps its source region and face mesh: self-blends are made from them.
 #  2. Clips are split by source identity, stratified by source and label: 40% train, 30% val,
 #     30% test. Training data: the train clips, the pool, the DFDC crops, LFW, and self-blends of
@@ -37,7 +38,9 @@ if [ -n "${EMA:-}" ]; then COMMON+=(--ema "$EMA"); fi  # a moving average of the
 
 $PY -m detector crops --data "$DATA/manifest.csv" --out "$WORK/crops_clips" --frames 48
 $PY -m detector crops --photos "$DATA/faces/ffpp_crops" --out "$WORK/crops_pool"
-$PY -m detector crops --photos "$DATA/faces/dfdc_crops" --out "$WORK/crops_dfdc"
+# DFDC's validation side (30% of its source videos, seeded; the same the pool of step 5 takes) never trains.
+$PY -m detector pool --data "$DATA" --out "$WORK/dfdc_validation.csv"
+$PY -m detector crops --photos "$DATA/faces/dfdc_crops" --out "$WORK/crops_dfdc" --exclude "$WORK/dfdc_validation.csv"
 $PY -m detector crops --photos "$DATA/faces/lfw" --out "$WORK/crops_lfw"
 
 for bn in train frozen; do

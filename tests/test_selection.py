@@ -19,7 +19,8 @@ from detector.evaluation.selection import (
     install,
     resamples,
 )
-from detector.data.datasets import LabelledVideo, write_split
+from detector.data.crops import without
+from detector.data.datasets import LabelledVideo, read_face_photos, write_split
 
 
 def _video(name: str, label: int, dataset: str = "FF++", identities: tuple[str, ...] = ()) -> LabelledVideo:
@@ -66,6 +67,15 @@ def test_pool_takes_the_model_val_and_splits_new_identities_never_its_train(tmp_
     write_pool(tmp_path / "pool.csv", items)
     assert read_pool(tmp_path / "pool.csv") == items
     assert build_pool(tmp_path / "manifest.csv", tmp_path / "split.csv", stills) == items  # seeded
+
+    # Before a training run has a split: only the DFDC group, the same one, which the crop builder
+    # then leaves out of the training crops.
+    early = build_pool(tmp_path / "manifest.csv", None, stills)
+    assert early == crops
+    write_pool(tmp_path / "dfdc_validation.csv", early)
+    kept = without(read_face_photos(stills), [tmp_path / "dfdc_validation.csv"])
+    assert len(kept) == 20 - len(crops)
+    assert not {v.path.resolve() for v in kept} & {i.video.path.resolve() for i in crops}
 
 
 def test_temperature_recovers_a_known_temperature_and_has_no_bias():

@@ -242,6 +242,15 @@ def _open_log(path: Path, columns: list[str], keep) -> list[list[str]]:
     return kept
 
 
+def without(items: list[LabelledVideo], lists: list[Path]) -> list[LabelledVideo]:
+    """The items whose path no CSV in `lists` names (its `path` column): what stays out of training."""
+    listed = set()
+    for path in lists:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            listed.update(Path(row["path"]).resolve() for row in csv.DictReader(handle))
+    return [item for item in items if Path(item.path).resolve() not in listed]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-detector crops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extend photos by mirroring their edges by this fraction of their size before "
                              f"detection, so tight stills crop without black margins (default {PHOTO_MARGIN}; 0: off)")
     parser.add_argument("--limit-photos", type=int, default=None, help="use at most this many photos (seeded pick)")
+    parser.add_argument("--exclude", type=Path, action="append", default=[], metavar="CSV",
+                        help="leave out the clips and photos a CSV with a path column lists, e.g. a validation "
+                             "pool from deepfake-detector pool (repeatable)")
     args = parser.parse_args(argv)
     items: list[LabelledVideo] = []
     for data in args.data:
@@ -266,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
             pick = np.random.default_rng(0).choice(len(found), args.limit_photos, replace=False)
             found = [found[i] for i in sorted(pick)]
         items += found
+    if args.exclude:
+        before = len(items)
+        items = without(items, args.exclude)
+        print(f"{before - len(items)} of {before} left out: listed in {', '.join(map(str, args.exclude))}",
+              file=sys.stderr)
     if not items:
         parser.error("nothing to do: give --data and/or --photos")
     try:

@@ -42,8 +42,21 @@ def _source(dataset: str) -> str:
     return "FF++" if dataset == "FF++" else "other"  # "unknown" origin counts with the other sources
 
 
-def build_pool(manifest: Path, model_split: Path, dfdc_crops: Path | None = None, seed: int = SEED) -> list[PoolItem]:
-    """The pool and held-out items for a model trained with `model_split` (clips matched by file name)."""
+def build_pool(manifest: Path, model_split: Path | None, dfdc_crops: Path | None = None,
+               seed: int = SEED) -> list[PoolItem]:
+    """The pool and held-out items for a model trained with `model_split` (clips matched by file name).
+    Without a split only the DFDC group: what a training run must leave out before its split exists
+    (the DFDC side depends on nothing else, so it is the same either way)."""
+    items = []
+    if model_split is not None:
+        items = _clip_items(manifest, model_split, seed)
+    if dfdc_crops is not None:
+        items += [PoolItem(v, "DFDC crops", VAL, CROPS)
+                  for v in split_sides(read_face_photos(dfdc_crops), DFDC_VAL_FRACTION, 0.0, seed)["val"]]
+    return items
+
+
+def _clip_items(manifest: Path, model_split: Path, seed: int) -> list[PoolItem]:
     sides = read_split_sides(model_split)
     named = {v.path.name: side for side, videos in sides.items() for v in videos}
     clips = read_manifest(manifest)
@@ -55,9 +68,6 @@ def build_pool(manifest: Path, model_split: Path, dfdc_crops: Path | None = None
         halves = split_sides(new, NEW_VAL_FRACTION, 1 - NEW_VAL_FRACTION, seed)
         items += [PoolItem(v, f"{_source(v.dataset)} new", side)
                   for side, key in ((VAL, "val"), (HELD_OUT, "test")) for v in halves[key]]
-    if dfdc_crops is not None:
-        items += [PoolItem(v, "DFDC crops", VAL, CROPS)
-                  for v in split_sides(read_face_photos(dfdc_crops), DFDC_VAL_FRACTION, 0.0, seed)["val"]]
     return items
 
 
@@ -94,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-detector pool", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (manifest.csv, faces/)")
-    parser.add_argument("--split", type=Path, required=True, help="the model's split.csv")
+    parser.add_argument("--split", type=Path, default=None,
+                        help="the model's split.csv; without it only the DFDC group is written: the crops a "
+                             "training run must leave out (deepfake-detector crops --exclude)")
     parser.add_argument("--out", type=Path, required=True, help="the pool CSV to write")
     args = parser.parse_args(argv)
     dfdc = args.data / "faces" / "dfdc_crops"
