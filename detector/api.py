@@ -23,10 +23,11 @@ from detector.pipeline import STAGES, ScanResult, Scanner, Settings, StageTimer,
 from detector.report_html import HtmlReport
 from detector.results import ResultsFolder, Row
 from detector.runtime import DeviceError, resolve_device
+from detector.video import FfmpegError, ffmpeg_info
 from detector.writers import get_writer
 
-__all__ = ["STAGES", "BatchItem", "DeviceError", "HtmlReport", "ModelError", "NoDefaultModel", "ResultsFolder",
-           "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
+__all__ = ["STAGES", "BatchItem", "DeviceError", "FfmpegError", "HtmlReport", "ModelError", "NoDefaultModel",
+           "ResultsFolder", "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
 
 
 class NoDefaultModel(ModelError):
@@ -41,13 +42,14 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
          batch_size: int = 16, aggregate: str = "track-max", threshold: float | None = None,
          detect_every: int = DETECT_EVERY, fast_decode: bool = False, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
-    ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook.
+    ("auto", "cpu" or "gpu"). Raises ModelError, DeviceError or FfmpegError; `timer` is the stage-timing hook.
     `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, ~45% faster on a CPU) or "auto":
     ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
     `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
     skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
     (README, Speed)."""
+    ffmpeg_info()  # a DETECTOR_FFMPEG that does not run fails here, before the model loads
     device = resolve_device(device)
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():

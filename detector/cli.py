@@ -41,7 +41,7 @@ n_tracks,seconds,error,...) and results/details/ one JSON per input with every f
 crop score, track and the reasoning. A rerun into the same folder skips inputs already scanned.
 
 exit status: 0 every input scanned (no face found still counts), 1 some inputs could not be
-read, 2 usage or model error, 130 interrupted (rerun to resume).
+read, 2 usage, model or ffmpeg error, 130 interrupted (rerun to resume).
 """
 
 RAY_MISSING = '--ray needs Ray, which is not installed: pip install ".[ray]" (or pip install -r requirements-ray.txt)'
@@ -139,7 +139,7 @@ def scan(args: argparse.Namespace) -> int:
     """Load the model (or start the Ray workers, which load it), scan every input, report; the exit status."""
     from detector import api
 
-    load, errors = api.load, (api.ModelError, api.DeviceError)
+    load, errors = api.load, (api.ModelError, api.DeviceError, api.FfmpegError)
     if args.ray is not None:
         from detector.distributed import ClusterError, RayScanner
 

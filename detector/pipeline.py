@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from detector.video import (
     Decoding,
     VideoError,
     VideoInfo,
+    ffmpeg_info,
     probe,
 )
 
@@ -204,6 +205,7 @@ class ScanResult:
     settings: Settings = Settings()
     settings_key: str = ""  # what the resume check compares (Settings.key)
     model: Mapping = field(default_factory=dict)  # Model.describe()
+    ffmpeg: Mapping = field(default_factory=dict)  # the ffmpeg that decoded it: path and version (video.Ffmpeg)
     traceback: str = ""  # for an internal error
     # thumbnails (and with explain, heat-maps) for the HTML report; not in results.csv or the JSON
     evidence: Evidence = field(default=Evidence(), repr=False, compare=False)
@@ -228,6 +230,7 @@ class Scanner:
                  timer: StageTimer = no_timing):
         self.model, self.detector, self.settings, self.timer = model, detector, settings, timer
         self.settings_key = settings.key(model)
+        self.ffmpeg = asdict(ffmpeg_info())
         self._explainer: Explainer | None = None
 
     @property
@@ -299,7 +302,8 @@ class Scanner:
             except Exception as exc:  # one bad file never stops a batch: record it and go on
                 found.update(_failure(front.path, exc))
         return ScanResult(path=str(front.path), seconds=time.perf_counter() - front.started, settings=self.settings,
-                          settings_key=self.settings_key, model=self.model.describe(), **found)
+                          settings_key=self.settings_key, model=self.model.describe(), ffmpeg=self.ffmpeg,
+                          **found)
 
     def _score(self, found: FaceScan, explain: bool) -> dict:
         with self.timer("model"):

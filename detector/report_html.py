@@ -75,6 +75,7 @@ class HtmlReport:
         if result is not None:
             record["thumb"] = self._write_input(record["id"], result)
             self.summary = {"model": result.model.get("path", ""), "fingerprint": result.model.get("fingerprint", ""),
+                            "ffmpeg": result.ffmpeg.get("path", ""), "ffmpeg_version": result.ffmpeg.get("version", ""),
                             "settings": asdict(result.settings)}
         self._write_rows([self._place(record) // ROWS_PER_CHUNK * ROWS_PER_CHUNK])
         self._write_index(running=True)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from conftest import ROOT, expected_p_fake, face_clip, ffmpeg
 
 import app
 from detector.faces import Face, crop_face
-from detector.video import probe, sample_frames
+from detector.video import ffmpeg_info, probe, sample_frames
 
 HEAD = ["path", "status", "label", "p_fake", "n_frames", "n_faces", "n_tracks", "seconds", "error"]
 FRAMES = 8
@@ -126,6 +127,7 @@ def test_batch_rows_statuses_and_exit_code(first_run):
         assert row["settings"].startswith("model=")
         details = json.loads((out / row["details"]).read_text())
         assert details["status"] == status and details["input"] == row["path"]
+        assert details["ffmpeg"] == asdict(ffmpeg_info())  # the pinned one, whatever PATH holds
     assert rows["fast_half.mp4"]["n_frames"] not in ("", "0")  # the part that was there was read
     assert rows["eightk.mp4"]["n_frames"] == "2"
     assert f"Done: {len(EXPECTED)} scanned" in proc.stderr and "0 already in results" in proc.stderr
@@ -296,6 +298,23 @@ def test_default_model_missing_is_exit_2(clip, tmp_path, capsys, monkeypatch):
     assert app.main(["--input", str(clip), "--output", str(tmp_path / "o"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "no model installed" in err and "--model" in err
+
+
+def test_a_detector_ffmpeg_that_does_not_run_is_exit_2_before_the_model_loads(clip, brightness_model, tmp_path,
+                                                                             capsys, monkeypatch):
+    from detector import api, video
+
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    monkeypatch.setattr(api, "Model", lambda *args: pytest.fail("the model was loaded"))
+    video.ffmpeg_binary.cache_clear(), video.ffmpeg_info.cache_clear()
+    try:
+        assert app.main(["--input", str(clip), "--output", str(tmp_path / "o"), "--model", str(brightness_model),
+                         "-q"]) == 2
+    finally:
+        monkeypatch.undo()
+        video.ffmpeg_binary.cache_clear(), video.ffmpeg_info.cache_clear()
+    err = capsys.readouterr().err
+    assert err == f"error: cannot run ffmpeg {tmp_path / 'no-ffmpeg'} (DETECTOR_FFMPEG): No such file or directory\n"
 
 
 def test_unwritable_output_is_exit_2(clip, brightness_model, tmp_path, capsys):

@@ -22,6 +22,7 @@ from detector.pipeline import ScanResult
 from detector.files import atomic_write, csv_text
 from detector.report_html import ROWS_PER_CHUNK, CHUNK, HtmlReport, input_id, js_call
 from detector.results import COLUMNS, ResultsFolder, Row
+from detector.video import ffmpeg_info
 
 FRAMES = 6
 # A folder and a file name that together make a path holding </script>, markup, quotes, unicode, spaces.
@@ -63,6 +64,7 @@ def test_every_scan_writes_the_report_and_no_report_turns_it_off(scanned, bright
     (index,) = data_call(scanned / "report" / "index.js")
     assert index["inputs"] == 4 and index["statuses"] == {"ok": 2, "unreadable": 1, "no_face": 1}
     assert not index["running"]
+    assert (index["ffmpeg"], index["ffmpeg_version"]) == (ffmpeg_info().path, ffmpeg_info().version)
     _, rows = data_call(scanned / "report" / "rows" / "00000.js")
     assert [r["name"] for r in rows] == ["broken.mp4", "clip.mp4", "noface.mp4", HOSTILE_NAME]
     assert {r["id"] for r in rows} == {input_id(r["path"]) for r in rows}
@@ -196,6 +198,7 @@ def test_index_renders_rows_with_loaded_thumbnails_and_names_as_text(scanned):
     fake, real = index["labels"].get("FAKE", 0), index["labels"].get("REAL", 0)
     summary = " ".join("".join(e[2]) for e in dom.elements if e[0] == "span")
     assert f"4 inputs · {fake} FAKE · {real} REAL · 1 no_face · 1 unreadable · 0 error" in summary
+    assert f" · ffmpeg {ffmpeg_info().version} ({ffmpeg_info().path})" in summary  # which ffmpeg made the verdicts
 
 
 @browser
