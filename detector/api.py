@@ -13,7 +13,7 @@ Nothing here prints; the command line (detector.cli) does that.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +21,13 @@ from detector.faces import DETECT_EVERY, FaceDetector
 from detector.model import DEFAULT_MODEL_DIR, Model, ModelError
 from detector.pipeline import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
 from detector.report_html import HtmlReport
-from detector.results import ResultsFolder, Row
+from detector.results import ResultsError, ResultsFolder, Row, writing
 from detector.runtime import DeviceError, resolve_device
 from detector.video import FfmpegError, ffmpeg_info
 from detector.writers import get_writer
 
 __all__ = ["STAGES", "BatchItem", "DeviceError", "FfmpegError", "HtmlReport", "ModelError", "NoDefaultModel",
-           "ResultsFolder", "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
+           "ResultsError", "ResultsFolder", "ScanResult", "Scanner", "Settings", "get_writer", "load", "scan_batch"]
 
 
 class NoDefaultModel(ModelError):
@@ -75,36 +75,51 @@ class BatchItem:
 
 
 def scan_batch(scanner: Scanner, inputs: Iterable[str | os.PathLike], results: ResultsFolder, overwrite: bool = False,
-               report: bool = False, explain: bool = False) -> Iterator[BatchItem]:
+               report: bool = False, explain: bool = False,
+               waiting: Callable[[str], None] | None = None) -> Iterator[BatchItem]:
     """Scan each input into the results folder, in order, skipping inputs already there with the
     same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
     also when it is interrupted. `report` keeps RESULTS/report.html up to date as inputs finish;
     `explain` adds heat-maps of the most suspicious crops to it.
+
+    The batch is the folder's one writer (ResultsFolder.locked) from its first input to its end:
+    where another run is writing it, `waiting` is given a line saying so and the batch waits, then
+    skips what that run did. A write that fails (full disk, read-only folder) raises ResultsError
+    and ends the batch; the rows before it stay intact, and a rerun resumes.
 
     The inputs to scan go to `scanner.scan_many` as one list, so a scanner may work ahead (decode
     the next input) or spread them over workers (Ray); results still arrive, and are written, in
     input order, by this one writer."""
     to_row, to_details = get_writer("row"), get_writer("json")
     paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in inputs))  # absolute: the resume key
-    earlier = {path: None if overwrite else results.done(str(path), *_stat(path), scanner.settings_key)
-               for path in paths}
-    html = HtmlReport(results) if report else None
-    scans = scanner.scan_many([path for path in paths if earlier[path] is None], explain)
-    try:
-        for path in paths:
-            if earlier[path] is not None:
-                item = BatchItem(path, earlier[path], None)
-            else:
-                result = next(scans)
-                item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
-            if html is not None:
-                html.add(item.row, item.result)
-            yield item
-    finally:
-        scans.close()
-        results.compact()
-        if html is not None:
-            html.close()
+    with results.locked(waiting):
+        earlier = {path: None if overwrite else results.done(str(path), *_stat(path), scanner.settings_key)
+                   for path in paths}
+        with writing(results.folder):
+            html = HtmlReport(results) if report else None
+        scans = scanner.scan_many([path for path in paths if earlier[path] is None], explain)
+        failed = False
+        try:
+            for path in paths:
+                if earlier[path] is not None:
+                    item = BatchItem(path, earlier[path], None)
+                else:
+                    result = next(scans)
+                    item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
+                if html is not None:
+                    with writing(results.folder):
+                        html.add(item.row, item.result)
+                yield item
+        except ResultsError:
+            failed = True  # nothing more is written: results.csv is whole, and the next run compacts it
+            raise
+        finally:
+            scans.close()
+            if not failed:
+                results.compact()
+                if html is not None:
+                    with writing(results.folder):
+                        html.close()
 
 
 def _stat(path: Path) -> tuple[int | None, int | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -265,6 +266,44 @@ def test_ctrl_c_keeps_finished_rows_and_resumes(media, brightness_model, tmp_pat
 
 
 # ---- exit status 2 and help: no scanning needed ----
+
+def test_two_runs_on_one_folder_take_turns_and_scan_each_input_once(noface_clip, brightness_model, tmp_path):
+    """Two `app.py` runs over the same inputs into the same folder, as `xargs -P` or `parallel` start
+    them. This test holds the folder's lock until both are waiting for it, so they overlap for sure."""
+    import fcntl
+
+    inputs, out = tmp_path / "in", tmp_path / "RESULTS"
+    inputs.mkdir()
+    out.mkdir()
+    for i in range(6):
+        shutil.copy(noface_clip, inputs / f"clip{i}.mp4")
+    lock = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.write(lock, b"%d\n" % os.getpid())
+    logs = [tmp_path / f"run{i}.err" for i in range(2)]
+    runs = [subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--input", str(inputs), "--output", str(out),
+                              "--model", str(brightness_model), "--frames", "4"], cwd=ROOT,
+                             stdout=(tmp_path / f"run{i}.out").open("w"), stderr=log.open("w"))
+            for i, log in enumerate(logs)]
+    try:
+        deadline = time.monotonic() + 240
+        while not all("being written by another run" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(run.poll() is None for run in runs), \
+                [log.read_text() for log in logs]
+            time.sleep(0.2)
+    finally:
+        os.close(lock)  # both wait; let them in, one after the other
+    assert [run.wait(timeout=240) for run in runs] == [0, 0], [log.read_text() for log in logs]
+    errs = [log.read_text() for log in logs]
+    assert all(f"{out} is being written by another run (process {os.getpid()})" in err for err in errs)
+    scanned = [int(re.search(r"Done: (\d+) scanned", err)[1]) for err in errs]
+    assert sorted(scanned) == [0, 6]  # the second in scanned nothing the first did
+    assert "6 already in results" in errs[scanned.index(0)]
+    _, rows = read_csv(out)  # one row per input (read_csv checks the paths are unique)
+    assert sorted(rows) == [f"clip{i}.mp4" for i in range(6)]
+    verdicts = [line for i in range(2) for line in (tmp_path / f"run{i}.out").read_text().splitlines()]
+    assert len(verdicts) == 6  # each input's verdict printed once: scanned once
+
 
 def test_help_shows_examples():
     proc = run_app("--help", timeout=60)
