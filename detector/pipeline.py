@@ -358,7 +358,8 @@ def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
     """Inputs named by --input: a file, a folder (recursive, sorted), or a .txt list of paths.
 
     Folders are walked without following links, so a symlink loop is listed (and reported as
-    unreadable) rather than followed forever; the `exclude` folder (the results, whose report
+    unreadable) rather than followed forever, and a link to a folder is not entered; a file named
+    only by an extension (".mp4") is an input too, reported like any other; the `exclude` folder (the results, whose report
     holds JPEGs) is not walked. List entries are relative to the list's folder.
     """
     if source.is_dir():
@@ -367,7 +368,7 @@ def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
         for folder, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if os.path.abspath(Path(folder, d)) != skip)
             for name in sorted(files):
-                wanted = Path(name).suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+                wanted = (Path(name).suffix or name).lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS  # ".mp4" too
                 (found if wanted else skipped).append(Path(os.path.abspath(Path(folder, name))))
         return Inputs(tuple(found), tuple(skipped))
     if source.suffix.lower() == ".txt":

@@ -65,6 +65,9 @@ EXPECTED = {
     "rotated.mp4": ("no_face", "no face"),
     "tenbit.mp4": ("no_face", "no face"),
     "eightk.mp4": ("no_face", "no face"),
+    ".mp4": ("unreadable", "empty"),  # 0 bytes, named by its extension alone
+    "new\nline.mp4": ("no_face", "no face"),
+    "jumpy.mkv": ("no_face", "no face"),  # says 10 fps; its timestamps jump from 1 s to 9 s
 }
 
 
@@ -100,6 +103,10 @@ def batch(tmp_path_factory, media) -> Path:
     ffmpeg("-f", "lavfi", "-i", src, "-pix_fmt", "yuv420p10le", *enc, str(folder / "tenbit.mp4"))
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:duration=1", "-pix_fmt", "yuv420p", *enc,
            str(folder / "eightk.mp4"))
+    (folder / ".mp4").write_bytes(b"")
+    shutil.copy(folder / "-x.mp4", folder / "new\nline.mp4")
+    ffmpeg("-i", str(folder / "-x.mp4"), "-c", "copy", "-bsf:v", "setts=ts='TS+gte(N,10)*8/TB'", str(folder / "jumpy.mkv"))
+    os.symlink(folder, folder / "x.mp4" / "up")  # a folder loop: not followed, nothing listed twice
     (folder / "notes.txt").write_text("not an input\n")
     assert face.exists()
     return folder

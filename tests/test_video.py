@@ -188,6 +188,24 @@ def expect_error(path: Path, *words: str) -> str:
     return message
 
 
+def test_a_clip_saying_30_fps_whose_timestamps_jump_is_sampled_at_its_real_times(vid):
+    # 30 frames at 30 fps, then the timestamps jump 8 s; the container (Matroska) still says 30 fps.
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=30:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+           "-bf", "0", "-pix_fmt", "yuv420p", str(vid / "steady.mp4"))
+    ffmpeg("-i", str(vid / "steady.mp4"), "-c", "copy", "-bsf:v", "setts=ts='TS+gte(N,30)*8/TB'", str(vid / "jumpy.mkv"))
+    info, frames = frames_of(vid / "jumpy.mkv", 16)
+    assert info.fps == 30 and info.duration == pytest.approx(10.0, abs=0.05)
+    times = stream_times(vid / "jumpy.mkv")
+    assert times[29:31] == pytest.approx([29 / 30, 9.0], abs=1e-3)
+    step, target, expected = info.duration / 16, 0, []
+    for t in times:  # each target takes the first frame at or after it: the gap skips targets
+        if t + 1e-6 >= target * step:
+            expected.append(t)
+            target = int((t + 1e-6) // step) + 1
+    assert [f.time for f in frames] == pytest.approx(expected[:16], abs=1e-3)
+    assert len(frames) == len({f.time for f in frames}) < 16  # never a frame twice to fill the gap
+
+
 def test_zero_byte_file(vid):
     (vid / "zero.mp4").write_bytes(b"")
     expect_error(vid / "zero.mp4", "empty")
