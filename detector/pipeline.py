@@ -359,7 +359,7 @@ def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
 
     Folders are walked without following links, so a symlink loop is listed (and reported as
     unreadable) rather than followed forever, and a link to a folder is not entered; a file named
-    only by an extension (".mp4") is an input too, reported like any other; the `exclude` folder (the results, whose report
+    only by an extension (".mp4") is an input too. The `exclude` folder (the results, whose report
     holds JPEGs) is not walked. List entries are relative to the list's folder.
     """
     if source.is_dir():
