@@ -13,7 +13,7 @@ Nothing here prints; the command line (detector.cli) does that.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +23,15 @@ from detector.scan.tracking import DETECT_EVERY
 from detector.scan.model import DEFAULT_MODEL_DIR, Model, ModelError
 from detector.scan.scanner import STAGES, ScanResult, Scanner, Settings, StageTimer, no_timing
 from detector.scan.status import Status
+from detector.scan.video import FfmpegError, ffmpeg_info
 from detector.output.html_report import HtmlReport
-from detector.output.results import ResultsFolder, Row
+from detector.output.results import ResultsError, ResultsFolder, Row, writing
 from detector.runtime import DeviceError, resolve_device
 from detector.output.writers import get_writer
 
-__all__ = ["STAGES", "BatchItem", "DeviceError", "HtmlReport", "ModelError", "NoDefaultModel", "ResultsFolder",
-           "ScanResult", "Scanner", "Settings", "Status", "get_writer", "load", "scan_batch"]
+__all__ = ["STAGES", "BatchItem", "DeviceError", "FfmpegError", "HtmlReport", "ModelError", "NoDefaultModel",
+           "ResultsError", "ResultsFolder", "ScanResult", "Scanner", "Settings", "Status", "get_writer", "load",
+           "scan_batch"]
 
 
 class NoDefaultModel(ModelError):
@@ -44,7 +46,7 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
          batch_size: int = 16, aggregate: str = DEFAULT_AGGREGATE, threshold: float | None = None,
          detect_every: int = DETECT_EVERY, fast_decode: bool = False, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
-    ("auto", "cpu" or "gpu"). Raises ModelError or DeviceError; `timer` is the stage-timing hook.
+    ("auto", "cpu" or "gpu"). Raises ModelError, DeviceError or FfmpegError; `timer` is the stage-timing hook.
     `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, faster on a CPU:
     bench/runtime_check.py) or "auto":
     ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
@@ -52,6 +54,7 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
     skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
     (docs/speed.md)."""
+    ffmpeg_info()  # a DETECTOR_FFMPEG that does not run fails here, before the model loads
     device = resolve_device(device)
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():
@@ -77,36 +80,51 @@ class BatchItem:
 
 
 def scan_batch(scanner: Scanner, inputs: Iterable[str | os.PathLike], results: ResultsFolder, overwrite: bool = False,
-               report: bool = False, explain: bool = False) -> Iterator[BatchItem]:
+               report: bool = False, explain: bool = False,
+               waiting: Callable[[str], None] | None = None) -> Iterator[BatchItem]:
     """Scan each input into the results folder, in order, skipping inputs already there with the
     same file and settings (unless `overwrite`). results.csv is compacted once when the batch ends,
     also when it is interrupted. `report` keeps RESULTS/report.html up to date as inputs finish;
     `explain` adds heat-maps of the most suspicious crops to it.
+
+    The batch is the folder's one writer (ResultsFolder.locked) from its first input to its end:
+    where another run is writing it, `waiting` is given a line saying so and the batch waits, then
+    skips what that run did. A write that fails (full disk, read-only folder) raises ResultsError
+    and ends the batch; the rows before it stay intact, and a rerun resumes.
 
     The inputs to scan go to `scanner.scan_many` as one list, so a scanner may work ahead (decode
     the next input) or spread them over workers (Ray); results still arrive, and are written, in
     input order, by this one writer."""
     to_row, to_details = get_writer("row"), get_writer("json")
     paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in inputs))  # absolute: the resume key
-    earlier = {path: None if overwrite else results.done(str(path), *_stat(path), scanner.settings_key)
-               for path in paths}
-    html = HtmlReport(results) if report else None
-    scans = scanner.scan_many([path for path in paths if earlier[path] is None], explain)
-    try:
-        for path in paths:
-            if earlier[path] is not None:
-                item = BatchItem(path, earlier[path], None)
-            else:
-                result = next(scans)
-                item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
-            if html is not None:
-                html.add(item.row, item.result)
-            yield item
-    finally:
-        scans.close()
-        results.compact()
-        if html is not None:
-            html.close()
+    with results.locked(waiting):
+        earlier = {path: None if overwrite else results.done(str(path), *_stat(path), scanner.settings_key)
+                   for path in paths}
+        with writing(results.folder):
+            html = HtmlReport(results) if report else None
+        scans = scanner.scan_many([path for path in paths if earlier[path] is None], explain)
+        failed = False
+        try:
+            for path in paths:
+                if earlier[path] is not None:
+                    item = BatchItem(path, earlier[path], None)
+                else:
+                    result = next(scans)
+                    item = BatchItem(path, results.write(to_row(result), to_details(result)), result)
+                if html is not None:
+                    with writing(results.folder):
+                        html.add(item.row, item.result)
+                yield item
+        except ResultsError:
+            failed = True  # nothing more is written: results.csv is whole, and the next run compacts it
+            raise
+        finally:
+            scans.close()
+            if not failed:
+                results.compact()
+                if html is not None:
+                    with writing(results.folder):
+                        html.close()
 
 
 def _stat(path: Path) -> tuple[int | None, int | None]:

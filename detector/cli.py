@@ -44,7 +44,10 @@ n_tracks,seconds,error,...) and results/details/ one JSON per input with every f
 crop score, track and the reasoning. A rerun into the same folder skips inputs already scanned.
 
 exit status: 0 every input scanned (no face found still counts), 1 some inputs could not be
-read, 2 usage or model error, 130 interrupted (rerun to resume).
+read, 2 usage, model or ffmpeg error, or the results folder could not be written (full disk,
+read-only: the rows written stay, rerun to resume), 130 interrupted (rerun to resume).
+One run writes a results folder at a time: a second run on it waits for the first, then scans
+only what is left.
 """
 
 RAY_MISSING = '--ray needs Ray, which is not installed: pip install ".[ray]" (or pip install -r requirements-ray.txt)'
@@ -190,7 +193,7 @@ def scan(args: argparse.Namespace) -> int:
     """Load the model (or start the Ray workers, which load it), scan every input, report; the exit status."""
     from detector import api
 
-    load, errors = api.load, (api.ModelError, api.DeviceError)
+    load, errors = api.load, (api.ModelError, api.DeviceError, api.FfmpegError)
     if args.ray is not None:
         from detector.distributed import ClusterError, RayScanner
 
@@ -220,7 +223,7 @@ def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
 
     try:
         results = api.ResultsFolder(args.output)
-    except PermissionError as exc:
+    except api.ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     inputs = find_inputs(args.input, exclude=results.folder)
@@ -241,6 +244,9 @@ def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
         print(f"Report: {results.folder / 'report.html'}", file=sys.stderr)
     if summary.interrupted:
         print("Interrupted: the results above are saved; run the same command again to resume.", file=sys.stderr)
+    if summary.failed:
+        print(f"error: {summary.failed}. The rows written before are kept: make room (or make the folder writable) "
+              "and run the same command again to resume.", file=sys.stderr)
     return summary.exit_code
 
 
@@ -254,12 +260,13 @@ class BatchSummary:
     ignored: int = 0  # files in the input folders skipped for their extension
     seconds: float = 0.0
     interrupted: bool = False
+    failed: str = ""  # why the results folder could not be written, where it stopped the batch
 
     def line(self) -> str:
         parts = [f"{self.labels[k]} {k}" for k in ("FAKE", "REAL")]
         parts += [f"{self.statuses[k]} {k}" for k in (Status.NO_FACE, Status.UNREADABLE, Status.ERROR)]
         per = f" ({self.seconds / self.scanned:.1f} s per input)" if self.scanned else ""
-        head = "Interrupted after" if self.interrupted else "Done:"
+        head = "Interrupted after" if self.interrupted else "Stopped after" if self.failed else "Done:"
         ignored = (f"; {self.ignored} other file{'s' if self.ignored != 1 else ''} skipped for the extension "
                    "(-v lists them)") if self.ignored else ""
         return (f"{head} {self.scanned} scanned in {self.seconds:.1f} s{per}, {self.skipped} already in results — "
@@ -269,13 +276,16 @@ class BatchSummary:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if self.failed:
+            return EXIT_USAGE
         return EXIT_UNREADABLE if self.statuses[Status.UNREADABLE] or self.statuses[Status.ERROR] else EXIT_OK
 
 
 def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, overwrite: bool = False, progress: bool = True,
               report: bool = True, explain: bool = False) -> BatchSummary:
-    """Scan inputs into results under a progress bar, a line per verdict; Ctrl-C keeps what finished."""
-    from detector.api import scan_batch
+    """Scan inputs into results under a progress bar, a line per verdict; Ctrl-C keeps what finished,
+    and so does a results folder that can no longer be written (the summary says why)."""
+    from detector.api import ResultsError, scan_batch
     from detector.output.writers import get_writer
 
     line = get_writer("line")
@@ -285,7 +295,8 @@ def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, over
     if inputs:
         bar.set_postfix_str(inputs[0].name[-40:], refresh=False)
     try:
-        with closing(scan_batch(scanner, inputs, results, overwrite, report, explain)) as batch:
+        waiting = partial(bar.write, file=sys.stderr) if progress else None
+        with closing(scan_batch(scanner, inputs, results, overwrite, report, explain, waiting)) as batch:
             for done, item in enumerate(batch, start=1):
                 if item.skipped:
                     summary.skipped += 1
@@ -301,6 +312,8 @@ def run_batch(scanner: Scanner, inputs: list[Path], results: ResultsFolder, over
                 bar.update()
     except KeyboardInterrupt:
         summary.interrupted = True
+    except ResultsError as exc:
+        summary.failed = str(exc)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - started

@@ -4,6 +4,7 @@ input (results.csv, the crop index) are appended to with `append_csv` and read b
 `read_csv_log`, which drops a torn last record."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -50,12 +51,24 @@ def csv_text(records: Iterable[Sequence[Any]]) -> str:
 
 def append_csv(path: Path, records: Iterable[Sequence[Any]]) -> None:
     """Append records to a CSV in one write, then fsync: a crash loses at most this write, whose
-    torn tail `read_csv_log` drops, and never touches the records before it. Cost does not grow
-    with the file (results.csv and the crop index grow to 100,000s of rows)."""
-    with open(path, "a", encoding="utf-8", newline="") as handle:
-        handle.write(csv_text(records))
-        handle.flush()
-        os.fsync(handle.fileno())
+    torn tail `read_csv_log` drops, and never touches the records before it; a write that fails
+    (a full disk) is cut off again, so the file ends where it did. Cost does not grow with the
+    file (results.csv and the crop index grow to 100,000s of rows)."""
+    data = csv_text(records).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_csv_log(path: Path) -> tuple[list[list[str]], bool]:

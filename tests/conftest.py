@@ -4,6 +4,7 @@ Everything is made in temporary folders by the tests themselves: no network, no 
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import torch  # noqa: F401  — before tensorflow, as in the product
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The suite tests the pinned ffmpeg (imageio-ffmpeg's), as the scanner runs by default, whatever
+# ffmpeg is on PATH or named by the environment; the fixtures (synthetic) run the same one.
+os.environ.pop("DETECTOR_FFMPEG", None)
 
 from synthetic import astronaut_png, face_clip, ffmpeg  # noqa: E402,F401
 

@@ -17,6 +17,7 @@ from conftest import ROOT, face_clip, ffmpeg
 import detector
 from detector import api, cli
 from detector.scan.scanner import STAGES, ScanResult, find_inputs
+from detector.scan.video import ffmpeg_info
 from detector.output.results import Row
 
 FRAMES = 6
@@ -87,7 +88,9 @@ def test_writers_make_row_details_and_line_from_one_result(scanner, small_clip):
     assert (row.n_frames, row.n_faces, row.n_tracks, row.settings) == (FRAMES, FRAMES, 1, scanner.settings_key)
     details = detector.get_writer("json")(result)
     assert json.loads(json.dumps(details, allow_nan=False)) == json.loads(json.dumps(details))
-    assert list(details) == ["input", "model", "settings", "video", "frames", "verdict", "status", "error", "seconds"]
+    assert list(details) == ["input", "model", "ffmpeg", "settings", "video", "frames", "verdict", "status", "error",
+                             "seconds"]
+    assert details["ffmpeg"] == dataclasses.asdict(ffmpeg_info())  # the ffmpeg that decoded it
     assert details["verdict"]["p_raw"] == result.p_raw and details["settings"]["frames"] == FRAMES
     assert details["frames"][0]["faces"][0].keys() == {"box", "detector_prob", "track", "p_fake"}
     line = detector.get_writer("line")(result)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from conftest import ROOT, expected_p_fake, face_clip, ffmpeg
 import app
 from detector.scan.crop import crop_face
 from detector.scan.faces import Face
-from detector.scan.video import probe, sample_frames
+from detector.scan.video import ffmpeg_info, probe, sample_frames
 
 HEAD = ["path", "status", "label", "p_fake", "n_frames", "n_faces", "n_tracks", "seconds", "error"]
 FRAMES = 8
@@ -64,6 +66,9 @@ EXPECTED = {
     "rotated.mp4": ("no_face", "no face"),
     "tenbit.mp4": ("no_face", "no face"),
     "eightk.mp4": ("no_face", "no face"),
+    ".mp4": ("unreadable", "empty"),  # 0 bytes, named by its extension alone
+    "new\nline.mp4": ("no_face", "no face"),
+    "jumpy.mkv": ("no_face", "no face"),  # says 10 fps; its timestamps jump from 1 s to 9 s
 }
 
 
@@ -99,6 +104,10 @@ def batch(tmp_path_factory, media) -> Path:
     ffmpeg("-f", "lavfi", "-i", src, "-pix_fmt", "yuv420p10le", *enc, str(folder / "tenbit.mp4"))
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:duration=1", "-pix_fmt", "yuv420p", *enc,
            str(folder / "eightk.mp4"))
+    (folder / ".mp4").write_bytes(b"")
+    shutil.copy(folder / "-x.mp4", folder / "new\nline.mp4")
+    ffmpeg("-i", str(folder / "-x.mp4"), "-c", "copy", "-bsf:v", "setts=ts='TS+gte(N,10)*8/TB'", str(folder / "jumpy.mkv"))
+    os.symlink(folder, folder / "x.mp4" / "up")  # a folder loop: not followed, nothing listed twice
     (folder / "notes.txt").write_text("not an input\n")
     assert face.exists()
     return folder
@@ -127,6 +136,7 @@ def test_batch_rows_statuses_and_exit_code(first_run):
         assert row["settings"].startswith("model=")
         details = json.loads((out / row["details"]).read_text())
         assert details["status"] == status and details["input"] == row["path"]
+        assert details["ffmpeg"] == asdict(ffmpeg_info())  # the pinned one, whatever PATH holds
     assert rows["fast_half.mp4"]["n_frames"] not in ("", "0")  # the part that was there was read
     assert rows["eightk.mp4"]["n_frames"] == "2"
     assert f"Done: {len(EXPECTED)} scanned" in proc.stderr and "0 already in results" in proc.stderr
@@ -265,6 +275,44 @@ def test_ctrl_c_keeps_finished_rows_and_resumes(media, brightness_model, tmp_pat
 
 # ---- exit status 2 and help: no scanning needed ----
 
+def test_two_runs_on_one_folder_take_turns_and_scan_each_input_once(noface_clip, brightness_model, tmp_path):
+    """Two `app.py` runs over the same inputs into the same folder, as `xargs -P` or `parallel` start
+    them. This test holds the folder's lock until both are waiting for it, so they overlap for sure."""
+    import fcntl
+
+    inputs, out = tmp_path / "in", tmp_path / "RESULTS"
+    inputs.mkdir()
+    out.mkdir()
+    for i in range(6):
+        shutil.copy(noface_clip, inputs / f"clip{i}.mp4")
+    lock = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.write(lock, b"%d\n" % os.getpid())
+    logs = [tmp_path / f"run{i}.err" for i in range(2)]
+    runs = [subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--input", str(inputs), "--output", str(out),
+                              "--model", str(brightness_model), "--frames", "4"], cwd=ROOT,
+                             stdout=(tmp_path / f"run{i}.out").open("w"), stderr=log.open("w"))
+            for i, log in enumerate(logs)]
+    try:
+        deadline = time.monotonic() + 240
+        while not all("being written by another run" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(run.poll() is None for run in runs), \
+                [log.read_text() for log in logs]
+            time.sleep(0.2)
+    finally:
+        os.close(lock)  # both wait; let them in, one after the other
+    assert [run.wait(timeout=240) for run in runs] == [0, 0], [log.read_text() for log in logs]
+    errs = [log.read_text() for log in logs]
+    assert all(f"{out} is being written by another run (process {os.getpid()})" in err for err in errs)
+    scanned = [int(re.search(r"Done: (\d+) scanned", err)[1]) for err in errs]
+    assert sorted(scanned) == [0, 6]  # the second in scanned nothing the first did
+    assert "6 already in results" in errs[scanned.index(0)]
+    _, rows = read_csv(out)  # one row per input (read_csv checks the paths are unique)
+    assert sorted(rows) == [f"clip{i}.mp4" for i in range(6)]
+    verdicts = [line for i in range(2) for line in (tmp_path / f"run{i}.out").read_text().splitlines()]
+    assert len(verdicts) == 6  # each input's verdict printed once: scanned once
+
+
 def test_help_shows_examples():
     proc = run_app("--help", timeout=60)
     assert proc.returncode == 0
@@ -299,6 +347,23 @@ def test_default_model_missing_is_exit_2(clip, tmp_path, capsys, monkeypatch):
     assert "no model installed" in err and "--model" in err
 
 
+def test_a_detector_ffmpeg_that_does_not_run_is_exit_2_before_the_model_loads(clip, brightness_model, tmp_path,
+                                                                             capsys, monkeypatch):
+    from detector import api, video
+
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    monkeypatch.setattr(api, "Model", lambda *args: pytest.fail("the model was loaded"))
+    video.ffmpeg_binary.cache_clear(), video.ffmpeg_info.cache_clear()
+    try:
+        assert app.main(["--input", str(clip), "--output", str(tmp_path / "o"), "--model", str(brightness_model),
+                         "-q"]) == 2
+    finally:
+        monkeypatch.undo()
+        video.ffmpeg_binary.cache_clear(), video.ffmpeg_info.cache_clear()
+    err = capsys.readouterr().err
+    assert err == f"error: cannot run ffmpeg {tmp_path / 'no-ffmpeg'} (DETECTOR_FFMPEG): No such file or directory\n"
+
+
 def test_unwritable_output_is_exit_2(clip, brightness_model, tmp_path, capsys):
     (tmp_path / "file").write_text("a regular file")
     out = tmp_path / "file" / "sub"  # under a file: cannot be made, even by root
@@ -322,6 +387,32 @@ def test_list_with_folder_and_missing_entries(brightness_model, tmp_path, capsys
     _, rows = read_csv(out)
     assert rows["x.mp4"]["status"] == "unreadable" and "folder" in rows["x.mp4"]["error"]
     assert rows["missing.mp4"]["status"] == "unreadable" and "not found" in rows["missing.mp4"]["error"]
+
+
+def test_a_long_list_of_mostly_missing_paths_gives_every_row_in_one_pass(noface_clip, brightness_model, tmp_path,
+                                                                         capsys, monkeypatch):
+    """The shape of a 100,000-entry list with 99,990 missing paths, at 500 entries (490 missing): a
+    row each, in list order, each path probed once. That adding a row costs the same at the end
+    as at the start is tests/test_report_html.py's; bench/missing_inputs.py times the 100,000."""
+    from detector import pipeline
+
+    present = {i * 50 for i in range(10)}
+    for i in present:
+        os.link(noface_clip, tmp_path / f"clip{i}.mp4")
+    (tmp_path / "list.txt").write_text("".join(f"clip{i}.mp4\n" for i in range(500)))
+    probed, real_probe = [], pipeline.probe
+    monkeypatch.setattr(pipeline, "probe", lambda path: (probed.append(path.name), real_probe(path))[1])
+    out = tmp_path / "o"
+    assert app.main(["--input", str(tmp_path / "list.txt"), "--output", str(out), "--model", str(brightness_model),
+                     "--frames", "2", "-q"]) == 1
+    assert sorted(probed) == sorted(f"clip{i}.mp4" for i in range(500))  # each once
+    with (out / "results.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["path"] for r in rows] == [str(tmp_path / f"clip{i}.mp4") for i in range(500)]
+    assert all((r["status"], r["error"]) == ("unreadable", "file not found") for i, r in enumerate(rows)
+               if i not in present)
+    assert {rows[i]["status"] for i in present} == {"no_face"}
+    assert "Done: 500 scanned" in capsys.readouterr().err
 
 
 # ---- the import order that bites: TensorFlow and triton (through torchvision) ----

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from detector.scan.scanner import ScanResult
 from detector.files import atomic_write, csv_text
 from detector.output.html_report import ROWS_PER_CHUNK, CHUNK, HtmlReport, input_id, js_call
 from detector.output.results import COLUMNS, ResultsFolder, Row
+from detector.scan.video import ffmpeg_info
 
 FRAMES = 6
 # A folder and a file name that together make a path holding </script>, markup, quotes, unicode, spaces.
@@ -68,6 +70,7 @@ def test_every_scan_writes_the_report_and_no_report_turns_it_off(scanned, bright
     (index,) = data_call(scanned / "report" / "index.js")
     assert index["inputs"] == 4 and index["statuses"] == {"ok": 2, "unreadable": 1, "no_face": 1}
     assert not index["running"]
+    assert (index["ffmpeg"], index["ffmpeg_version"]) == (ffmpeg_info().path, ffmpeg_info().version)
     _, rows = data_call(scanned / "report" / "rows" / "00000.js")
     assert [r["name"] for r in rows] == ["broken.mp4", "clip.mp4", "noface.mp4", HOSTILE_NAME]
     assert {r["id"] for r in rows} == {input_id(r["path"]) for r in rows}
@@ -133,6 +136,37 @@ def test_inputs_scanned_without_a_report_are_listed_when_one_is_made(tmp_path):
     report = HtmlReport(ten_thousand(tmp_path))
     assert len(report.records) == 10_000 and not report.records[0]["page"]
     assert len(list((tmp_path / "report" / "rows").glob("*.js"))) == 10_000 // ROWS_PER_CHUNK
+
+
+def test_adding_an_input_costs_the_same_however_many_came_before(tmp_path):
+    """A batch of 100,000 inputs (99,990 of them missing, say) must not slow down as it goes: adding
+    one visits its own chunk of rows, never every record so far (which made a batch quadratic)."""
+    class Visited(list):
+        count = 0
+
+        def __iter__(self):
+            for record in super().__iter__():
+                Visited.count += 1
+                yield record
+
+        def __getitem__(self, index):
+            got = super().__getitem__(index)
+            Visited.count += len(got) if isinstance(index, slice) else 1
+            return got
+
+    report = HtmlReport(ten_thousand(tmp_path))
+    report.records = Visited(report.records)
+    for i in range(100):
+        report.add(Row(f"/videos/missing {i}.mp4", "unreadable", error="file not found", seconds=0.01), None)
+    rescan = Row("/videos/clip 00001.mp4", "ok", "FAKE", 0.9, seconds=3.0)  # replaces its record, in place
+    report.add(rescan, ScanResult(rescan.path, "ok", "FAKE", 0.9, seconds=3.0))
+    assert Visited.count <= 101 * (ROWS_PER_CHUNK + 1)  # 10,100 records: recounting them all was 10⁶
+    (index,) = data_call(tmp_path / "report" / "index.js")
+    records = list(report.records)
+    assert index["inputs"] == len(records) == 10_100
+    assert index["statuses"] == dict(Counter(r["status"] for r in records))
+    assert index["labels"] == dict(Counter(r["label"] for r in records if r["label"]))
+    assert index["seconds"] == round(sum(r["seconds"] for r in records), 1)
 
 
 # --- in the browser -------------------------------------------------------------------------------
@@ -201,6 +235,7 @@ def test_index_renders_rows_with_loaded_thumbnails_and_names_as_text(scanned):
     fake, real = index["labels"].get("FAKE", 0), index["labels"].get("REAL", 0)
     summary = " ".join("".join(e[2]) for e in dom.elements if e[0] == "span")
     assert f"4 inputs · {fake} FAKE · {real} REAL · 1 no_face · 1 unreadable · 0 error" in summary
+    assert f" · ffmpeg {ffmpeg_info().version} ({ffmpeg_info().path})" in summary  # which ffmpeg made the verdicts
 
 
 @browser

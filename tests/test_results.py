@@ -1,18 +1,25 @@
 """Results: atomic files, rows that survive a round trip, resume, and details JSON."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from detector import files
+from detector.output import results as results_module
+from detector.api import scan_batch
 from detector.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREADABLE, run_batch
-from detector.files import atomic_write
+from detector.files import append_csv, atomic_write, read_csv_log
 from detector.scan.aggregation import Verdict
 from detector.scan.scanner import ScanResult
-from detector.output.results import COLUMNS, ResultsFolder, Row
+from detector.output.results import COLUMNS, ResultsError, ResultsFolder, Row
 
 
 def test_atomic_write_leaves_only_the_file(tmp_path):
@@ -95,7 +102,7 @@ def test_foreign_or_damaged_csv_lines_are_ignored(tmp_path):
 
 def test_unwritable_folder_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(PermissionError, match="cannot write results"):
+    with pytest.raises(ResultsError, match="cannot write results"):
         ResultsFolder(tmp_path / "file" / "sub")
 
 
@@ -245,7 +252,7 @@ def test_a_rescan_appends_later_rows_win_and_compaction_keeps_one_row_per_input(
     folder.write(Row(path="/v/b.mp4", status="ok", label="FAKE", p_fake=0.7), None)
     folder.compact()
     assert [(r["path"], r["label"]) for r in _csv_rows(tmp_path)] == [("/v/a.mp4", "FAKE"), ("/v/b.mp4", "FAKE")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["details", "results.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "details", "results.csv"]  # opening compacted
 
 
 def test_a_batch_compacts_once_at_its_end(tmp_path, inputs, monkeypatch):
@@ -266,3 +273,178 @@ def test_an_interrupted_batch_still_compacts(tmp_path, inputs):
     summary = run_batch(FakeScanner(interrupt_at=2), inputs, ResultsFolder(out), overwrite=True, progress=False)
     assert summary.interrupted
     assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+# ---- one writer at a time: RESULTS/.lock ----
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0); os.write(fd, b"%d\\n" % os.getpid())
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _hold_lock(out: Path) -> subprocess.Popen:
+    """Another process holding the results folder's lock, as a running batch does."""
+    out.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / ".lock")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_batch_waits_for_the_folders_writer_and_a_killed_writer_blocks_nobody(tmp_path, inputs):
+    out = tmp_path / "out"
+    holder = _hold_lock(out)
+    told = []
+
+    def waiting(line: str) -> None:  # told once, before waiting: the writer is then killed, not ended
+        told.append(line)
+        holder.kill()
+
+    try:
+        scanner = FakeScanner()
+        items = list(scan_batch(scanner, inputs, ResultsFolder(out), waiting=waiting))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(told) == 1 and str(out) in told[0] and f"process {holder.pid}" in told[0]
+    assert scanner.scanned == ["a.mp4", "b.mp4", "c.mp4"] and len(items) == 3
+    assert (out / ".lock").read_text() == f"{os.getpid()}\n"  # the PID a waiting run names
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_a_waiting_batch_scans_only_what_the_writer_before_it_left(tmp_path, inputs):
+    # The first batch writes two rows while the second waits; the second, let in, rereads results.csv.
+    out = tmp_path / "out"
+    run_batch(FakeScanner(), inputs[:2], ResultsFolder(out), progress=False)
+    folder = ResultsFolder(tmp_path / "out")
+    (out / "results.csv").unlink()
+    waiting_folder = ResultsFolder(out)  # opened (index read) before the first batch wrote anything
+    run_batch(FakeScanner(), inputs[:2], folder, progress=False)
+    second = FakeScanner()
+    summary = run_batch(second, inputs, waiting_folder, progress=False)
+    assert second.scanned == ["c.mp4"] and summary.skipped == 2
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_opening_a_folder_another_run_writes_leaves_its_file_alone(tmp_path):
+    # Compacting (rewriting) results.csv while another process appends would lose its rows.
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1), None)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="FAKE", p_fake=0.9), None)  # a superseded row
+    before = (tmp_path / "results.csv").read_bytes()
+    holder = _hold_lock(tmp_path)
+    try:
+        assert ResultsFolder(tmp_path).rows["/v/a.mp4"].label == "FAKE"
+        assert (tmp_path / "results.csv").read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    ResultsFolder(tmp_path)  # nobody writing: now it compacts
+    assert [r["label"] for r in _csv_rows(tmp_path)] == ["FAKE"]
+
+
+# ---- a results folder that cannot be written any more: full disk, read-only ----
+
+def test_a_failed_append_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "log.csv"
+    append_csv(path, [["path", "status"], ["/v/a.mp4", "ok"]])
+    before = path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd: int, data) -> int:  # part of the row goes out, then the disk is full
+        monkeypatch.setattr(files.os, "write", failing)
+        return real_write(fd, bytes(data[: len(data) // 2]))
+
+    def failing(fd: int, data) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        append_csv(path, [['/v/new\nline "b".mp4', "ok"]])
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert read_csv_log(path) == ([["path", "status"], ["/v/a.mp4", "ok"]], False)
+
+
+@pytest.mark.parametrize("fails", ["append", "details"])
+def test_a_full_disk_stops_the_batch_keeps_its_rows_and_a_rerun_resumes(tmp_path, inputs, monkeypatch, fails):
+    out = tmp_path / "out"
+    target = {"append": "append_csv", "details": "atomic_write"}[fails]
+    real = getattr(results_module, target)
+    calls = []
+
+    def fill_up(path, *args):
+        calls.append(Path(path).name)
+        if Path(path).name != "results.csv" or fails == "append":  # the header is written whole once
+            if len([c for c in calls if (c == "results.csv") == (fails == "append")]) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, *args)
+
+    monkeypatch.setattr(results_module, target, fill_up)
+    scanner = FakeScanner()
+    summary = run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    monkeypatch.undo()
+    assert summary.exit_code == 2 and "No space left on device" in summary.failed and str(out) in summary.failed
+    assert "Stopped after 1 scanned" in summary.line()
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4"]
+    assert not list(out.rglob("*.tmp"))
+    rest = FakeScanner()
+    summary = run_batch(rest, inputs, ResultsFolder(out), progress=False)
+    assert rest.scanned == ["b.mp4", "c.mp4"] and summary.skipped == 1 and summary.exit_code == EXIT_OK
+    assert [Path(r["path"]).name for r in _csv_rows(out)] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 512 KiB tmpfs mounted for the test (root only); skips where no filesystem can be mounted."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip() or made.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_real_full_or_read_only_disk_mid_batch(small_tmpfs, tmp_path, how):
+    """On a real filesystem: filled up (ENOSPC), or remounted read-only (EROFS), during the batch."""
+    paths = []
+    for i in range(40):
+        paths.append(tmp_path / f"clip{i:02d}.mp4")
+        paths[-1].write_bytes(b"x")
+    out = small_tmpfs / "results"
+
+    class Filling(FakeScanner):
+        def scan(self, path):
+            if len(self.scanned) == 5:  # the disk fills (or turns read-only) after five inputs
+                if how == "full":
+                    with open(small_tmpfs / "filler", "wb") as filler, contextlib.suppress(OSError):
+                        while True:
+                            filler.write(b"\0" * 4096)
+                            filler.flush()
+                else:
+                    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+            return super().scan(path)
+
+    summary = run_batch(Filling(), paths, ResultsFolder(out), progress=False, report=True)
+    why = {"full": "No space left on device", "read-only": "Read-only file system"}[how]
+    assert summary.exit_code == 2 and why in summary.failed
+    rows = _csv_rows(out)  # parses, and holds a whole row for each input written before
+    assert 5 <= len(rows) < len(paths) and [r["path"] for r in rows] == [str(p) for p in paths[: len(rows)]]
+    assert all((out / r["details"]).is_file() for r in rows)
+    if how == "full":
+        (small_tmpfs / "filler").unlink()
+    else:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_tmpfs)], check=True)
+    rest = FakeScanner()
+    summary = run_batch(rest, paths, ResultsFolder(out), progress=False)
+    assert len(rest.scanned) == len(paths) - len(rows) and summary.exit_code == EXIT_OK
+    assert [r["path"] for r in _csv_rows(out)] == [str(p) for p in paths]

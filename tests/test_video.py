@@ -189,6 +189,24 @@ def expect_error(path: Path, *words: str) -> str:
     return message
 
 
+def test_a_clip_saying_30_fps_whose_timestamps_jump_is_sampled_at_its_real_times(vid):
+    # 30 frames at 30 fps, then the timestamps jump 8 s; the container (Matroska) still says 30 fps.
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=30:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+           "-bf", "0", "-pix_fmt", "yuv420p", str(vid / "steady.mp4"))
+    ffmpeg("-i", str(vid / "steady.mp4"), "-c", "copy", "-bsf:v", "setts=ts='TS+gte(N,30)*8/TB'", str(vid / "jumpy.mkv"))
+    info, frames = frames_of(vid / "jumpy.mkv", 16)
+    assert info.fps == 30 and info.duration == pytest.approx(10.0, abs=0.05)
+    times = stream_times(vid / "jumpy.mkv")
+    assert times[29:31] == pytest.approx([29 / 30, 9.0], abs=1e-3)
+    step, target, expected = info.duration / 16, 0, []
+    for t in times:  # each target takes the first frame at or after it: the gap skips targets
+        if t + 1e-6 >= target * step:
+            expected.append(t)
+            target = int((t + 1e-6) // step) + 1
+    assert [f.time for f in frames] == pytest.approx(expected[:16], abs=1e-3)
+    assert len(frames) == len({f.time for f in frames}) < 16  # never a frame twice to fill the gap
+
+
 def test_zero_byte_file(vid):
     (vid / "zero.mp4").write_bytes(b"")
     expect_error(vid / "zero.mp4", "empty")
@@ -427,3 +445,91 @@ def test_an_ffmpeg_refusing_the_drop_filter_decodes_in_full(b_frame_clip, monkey
     expected = extract_faces(b_frame_clip, detector, 8, 64).times
     monkeypatch.setattr(video, "_drop_filter", lambda packets: "no_such_filter")
     assert extract_faces(b_frame_clip, detector, 8, 64).times == expected
+
+
+# ---- which ffmpeg runs: the bundled one, or DETECTOR_FFMPEG's ----
+
+def _choose_ffmpeg_again() -> None:
+    """Forget the ffmpeg chosen and what it can do (found out once per process)."""
+    from detector.scan import video
+
+    for cache in (video.ffmpeg_binary, video.ffmpeg_info, video._ffmpeg_version, video._drops_packets):
+        cache.cache_clear()
+
+
+@pytest.fixture
+def fresh_ffmpeg(monkeypatch):
+    """The choice of ffmpeg made afresh, and again after the test."""
+    from detector.scan import video
+
+    _choose_ffmpeg_again()
+    yield video
+    monkeypatch.undo()  # the environment back before the choice is made again
+    _choose_ffmpeg_again()
+
+
+def _script(path: Path, text: str) -> Path:
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(0o755)
+    return path
+
+
+def test_the_bundled_ffmpeg_runs_whatever_ffmpeg_is_on_path(fresh_ffmpeg, ramp_clip, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("ffmpeg", "ffprobe"):  # a foreign ffmpeg first on PATH, which would leave a mark
+        _script(bin_dir / name, f"touch {tmp_path}/ran; exit 1\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("DETECTOR_FFMPEG", raising=False)
+    info = fresh_ffmpeg.ffmpeg_info()
+    assert Path(info.path).parent == Path(imageio_ffmpeg.__file__).parent / "binaries"
+    assert info.version.startswith("n9.")  # the build imageio-ffmpeg 0.8.1 ships (requirements.txt)
+    assert len(list(sample_frames(ramp_clip, 4, probe(ramp_clip)))) == 4
+    assert not (tmp_path / "ran").exists()
+
+
+def test_an_older_ffmpeg_named_by_detector_ffmpeg_says_so_once_and_gives_the_same_frames(
+        fresh_ffmpeg, b_frame_clip, tmp_path, monkeypatch, caplog):
+    # The bundled build, saying it is 5.1 (Debian 12's): the frame-dropping path needs 7.0 and is
+    # off, said once at start; every frame is decoded and the samples are those of the dropping path.
+    bundled = fresh_ffmpeg.ffmpeg_binary()
+    dropping, _ = decoded(b_frame_clip, 32)
+    old = _script(tmp_path / "ffmpeg-5.1", 'for a in "$@"; do [ "$a" = -version ] && '
+                                           '{ echo "ffmpeg version 5.1.2-3 Copyright (c)"; exit 0; }; done\n'
+                                           f'exec {bundled} "$@"\n')
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(old))
+    _choose_ffmpeg_again()
+    with caplog.at_level("WARNING", logger="detector"):
+        assert fresh_ffmpeg.ffmpeg_info() == fresh_ffmpeg.Ffmpeg(str(old), "5.1.2-3")
+        fresh_ffmpeg.ffmpeg_info()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ffmpeg 5.1.2-3 ({old}) cannot drop unsampled frames before decoding (FFmpeg 7 or later can): "
+        "every frame is decoded, the same samples, more slowly"]
+    assert fresh_ffmpeg._needless_packets(b_frame_clip, 32, probe(b_frame_clip)) is None
+    full, expected = decoded(b_frame_clip, 32)
+    assert expected is None and len(full) == len(dropping) == 32
+    assert all(a == b and np.array_equal(x, y) for (a, x), (b, y) in zip(full, dropping))
+
+
+def test_a_detector_ffmpeg_that_does_not_run_is_one_clear_error(fresh_ffmpeg, tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(fresh_ffmpeg.FfmpegError, match=f"cannot run ffmpeg {tmp_path / 'no-ffmpeg'}.*No such file"):
+        fresh_ffmpeg.ffmpeg_info()
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(_script(tmp_path / "false", "exit 3\n")))
+    _choose_ffmpeg_again()
+    with pytest.raises(fresh_ffmpeg.FfmpegError, match="is not an ffmpeg that runs"):
+        fresh_ffmpeg.ffmpeg_info()
+
+
+FOREIGN = next((p for p in ("/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg") if os.access(p, os.X_OK)), None)
+
+
+@pytest.mark.skipif(FOREIGN is None, reason="no system ffmpeg installed (.ci/run installs Debian's)")
+def test_the_systems_ffmpeg_named_by_detector_ffmpeg_samples_the_same_times(fresh_ffmpeg, b_frame_clip, monkeypatch):
+    bundled = [t for t, _ in decoded(b_frame_clip, 32)[0]]
+    monkeypatch.setenv("DETECTOR_FFMPEG", FOREIGN)
+    _choose_ffmpeg_again()
+    assert fresh_ffmpeg.ffmpeg_info().path == FOREIGN
+    assert [t for t, _ in decoded(b_frame_clip, 32)[0]] == pytest.approx(bundled, abs=1e-3)

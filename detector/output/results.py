@@ -7,16 +7,32 @@ path; later rows win when reading, and the file is compacted to one row per inpu
 whole to a temporary file and renamed into place) when a batch ends, or on opening when it holds
 superseded, torn or foreign rows. The rows read on opening are the resume index, in memory: an
 input whose path, size, modification time and scan settings match a row is not scanned again.
+
+One writer at a time: a batch holds an OS lock on RESULTS/.lock (`ResultsFolder.locked`) from
+before it reads the resume index until it has compacted, so overlapping runs on one folder take
+turns and the later one scans only what the earlier left undone. A write that fails (full disk,
+read-only folder, permission lost) raises ResultsError and leaves every row before it intact.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from detector.files import append_csv, atomic_write, csv_text, read_csv_log
 from detector.scan.status import Status
+
+log = logging.getLogger("detector")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -55,6 +71,21 @@ class Row:
 
 
 COLUMNS = [f.name for f in fields(Row)]
+LOCK_FILE = ".lock"  # the PID of the process writing the folder; locked (flock) while it does
+
+
+class ResultsError(Exception):
+    """The results folder cannot be written (full disk, read-only, permission lost): the batch
+    stops, and the rows written before stay as they are."""
+
+
+@contextmanager
+def writing(folder: Path) -> Iterator[None]:
+    """A failed write into the results folder as a ResultsError that names the folder and why."""
+    try:
+        yield
+    except OSError as exc:
+        raise ResultsError(f"cannot write results to {folder}: {exc.strerror or exc}") from exc
 
 
 class ResultsFolder:
@@ -64,16 +95,24 @@ class ResultsFolder:
         self.folder = Path(folder)
         self.csv_path = self.folder / "results.csv"
         self.details_dir = self.folder / "details"
-        try:
+        with writing(self.folder):
             self.details_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.folder / ".write-test", "")
-            (self.folder / ".write-test").unlink()
-        except OSError as exc:
-            raise PermissionError(f"cannot write results to {self.folder}: {exc.strerror or exc}") from None
+            tempfile.TemporaryFile(dir=self.folder).close()  # can files be made here at all
         self.rows: dict[str, Row] = {}  # path → its latest row: the resume index
         self._stale = 0  # rows in results.csv that a later row (or nothing) supersedes
+        if self._read() and (lock := self._lock(block=False)) is not None:
+            try:  # repaired only where no other process is writing: it will compact on its own
+                self._read()  # as it is now that nobody else can write it
+                self.compact(force=True)
+            finally:
+                os.close(lock)
+
+    def _read(self) -> bool:
+        """Read results.csv into the resume index; whether it needs compacting (torn, superseded or
+        foreign rows, an old header)."""
+        self.rows, self._stale = {}, 0
         if not self.csv_path.exists():
-            return  # made with its header by the first write
+            return False  # made with its header by the first write
         records, torn = read_csv_log(self.csv_path)
         header = records[0] if records else []
         for record in records[1:]:
@@ -81,8 +120,50 @@ class ResultsFolder:
             if data.get("path") and data.get("status") in tuple(Status):
                 self.rows[data["path"]] = Row.from_csv(data)
         self._stale = len(records) - 1 - len(self.rows)
-        if torn or header != COLUMNS or self._stale:
-            self.compact(force=True)
+        return bool(torn or header != COLUMNS or self._stale)
+
+    @contextmanager
+    def locked(self, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Be the folder's one writer: hold RESULTS/.lock, then read results.csv again (what another
+        run wrote meanwhile is done, not redone). Where another process holds it, `waiting` gets a
+        line naming the folder and that process, and this waits for it. The lock is the OS's
+        (flock): it goes with its process, so one left by a killed run never blocks anyone."""
+        lock = self._lock(waiting)
+        try:
+            if self._read():
+                self.compact(force=True)
+            yield
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    def _lock(self, waiting: Callable[[str], None] | None = None, block: bool = True) -> int | None:
+        """Lock RESULTS/.lock and write this PID into it; the open file, whose closing unlocks.
+        Without `block`, None where another process holds the lock."""
+        with writing(self.folder):  # held read-only: an open writable file would stop a remount read-only
+            fd = os.open(self.folder / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not block:
+                    os.close(fd)
+                    return None
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                (waiting or log.info)(f"{self.folder} is being written by another run (process {holder or '?'}): "
+                                      "waiting for it to finish; the inputs it scans will not be scanned again")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError), open(self.folder / LOCK_FILE, "w", encoding="ascii") as pid:
+                pid.write(f"{os.getpid()}\n")  # in place (a new file would be a new lock); only to name us
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+            log.warning("%s cannot be locked (%s): do not run two batches on it at once", self.folder, exc.strerror)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def done(self, path: str, size: int | None, mtime_ns: int | None, settings: str) -> Row | None:
         """The earlier row for this exact file and settings, unless it ended in an internal error."""
@@ -97,20 +178,23 @@ class ResultsFolder:
         return f"details/{stem}.{hashlib.sha1(path.encode()).hexdigest()[:8]}.json"
 
     def write(self, row: Row, details: dict | None) -> Row:
-        """Record one input: its details first, then the row that points to them (returned)."""
-        if details is not None:
-            row = replace(row, details=self.details_name(row.path))
-            atomic_write(self.folder / row.details, json.dumps(details, indent=1, allow_nan=False) + "\n")
-        if not self.csv_path.exists():
-            atomic_write(self.csv_path, csv_text([COLUMNS]))
+        """Record one input: its details first, then the row that points to them (returned).
+        ResultsError where either cannot be written; the rows before it are left intact."""
+        with writing(self.folder):
+            if details is not None:
+                row = replace(row, details=self.details_name(row.path))
+                atomic_write(self.folder / row.details, json.dumps(details, indent=1, allow_nan=False) + "\n")
+            if not self.csv_path.exists():
+                atomic_write(self.csv_path, csv_text([COLUMNS]))
+            append_csv(self.csv_path, [row.to_csv()])
         if row.path in self.rows:
             self._stale += 1
         self.rows[row.path] = row
-        append_csv(self.csv_path, [row.to_csv()])
         return row
 
     def compact(self, force: bool = False) -> None:
         """Rewrite results.csv with one row per input, if rescans left superseded rows."""
         if self._stale or force:
-            atomic_write(self.csv_path, csv_text([COLUMNS, *(row.to_csv() for row in self.rows.values())]))
+            with writing(self.folder):
+                atomic_write(self.csv_path, csv_text([COLUMNS, *(row.to_csv() for row in self.rows.values())]))
             self._stale = 0

@@ -20,8 +20,9 @@ def result_row(result: ScanResult) -> Row:
 
 
 def result_details(result: ScanResult) -> dict:
-    """The details JSON: model, video, every frame's faces and scores, the verdict and its reason."""
-    details: dict = {"input": result.path, "model": dict(result.model), "settings": asdict(result.settings)}
+    """The details JSON: model, ffmpeg, video, every frame's faces and scores, the verdict and its reason."""
+    details: dict = {"input": result.path, "model": dict(result.model), "ffmpeg": dict(result.ffmpeg),
+                     "settings": asdict(result.settings)}
     if result.video is not None:
         details["video"] = asdict(result.video)
         details["frames"] = [asdict(frame) for frame in result.frames]

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from detector.scan.video import (
     Decoding,
     VideoError,
     VideoInfo,
+    ffmpeg_info,
     probe,
 )
 
@@ -203,6 +204,7 @@ class ScanResult:
     settings: Settings = Settings()
     settings_key: str = ""  # what the resume check compares (Settings.key)
     model: Mapping = field(default_factory=dict)  # Model.describe()
+    ffmpeg: Mapping = field(default_factory=dict)  # the ffmpeg that decoded it: path and version (video.Ffmpeg)
     traceback: str = ""  # for an internal error
     # thumbnails (and with explain, heat-maps) for the HTML report; not in results.csv or the JSON
     evidence: Evidence = field(default=Evidence(), repr=False, compare=False)
@@ -246,6 +248,7 @@ class Scanner:
                  timer: StageTimer = no_timing):
         self.model, self.detector, self.settings, self.timer = model, detector, settings, timer
         self.settings_key = settings.key(model)
+        self.ffmpeg = asdict(ffmpeg_info())
         self._explainer: Explainer | None = None
 
     @property
@@ -317,7 +320,8 @@ class Scanner:
             except Exception as exc:  # one bad file never stops a batch: record it and go on
                 found.update(_failure(front.path, exc))
         return ScanResult(path=str(front.path), seconds=time.perf_counter() - front.started, settings=self.settings,
-                          settings_key=self.settings_key, model=self.model.describe(), **found)
+                          settings_key=self.settings_key, model=self.model.describe(), ffmpeg=self.ffmpeg,
+                          **found)
 
     def _score(self, found: FaceScan, explain: bool) -> dict:
         with self.timer("model"):
@@ -371,7 +375,8 @@ def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
     """Inputs named by --input: a file, a folder (recursive, sorted), or a .txt list of paths.
 
     Folders are walked without following links, so a symlink loop is listed (and reported as
-    unreadable) rather than followed forever; the `exclude` folder (the results, whose report
+    unreadable) rather than followed forever, and a link to a folder is not entered; a file named
+    only by an extension (".mp4") is an input too. The `exclude` folder (the results, whose report
     holds JPEGs) is not walked. List entries are relative to the list's folder.
     """
     if source.is_dir():
@@ -380,7 +385,7 @@ def find_inputs(source: Path, exclude: Path | None = None) -> Inputs:
         for folder, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if os.path.abspath(Path(folder, d)) != skip)
             for name in sorted(files):
-                wanted = Path(name).suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+                wanted = (Path(name).suffix or name).lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS  # ".mp4" too
                 (found if wanted else skipped).append(Path(os.path.abspath(Path(folder, name))))
         return Inputs(tuple(found), tuple(skipped))
     if source.suffix.lower() == ".txt":

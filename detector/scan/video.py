@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib.resources
+import logging
 import math
 import os
 import queue
 import re
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import ffmpeg
 import numpy as np
 
 from detector.runtime import cpu_cores
+
+log = logging.getLogger("detector")
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".gif"}
@@ -59,15 +62,56 @@ class Frame:
     image: np.ndarray  # H×W×3 uint8 RGB
 
 
+FFMPEG_ENV = "DETECTOR_FFMPEG"  # the path of another ffmpeg to run instead of the bundled one
+
+
+class FfmpegError(Exception):
+    """The ffmpeg to run is missing or does not run; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Ffmpeg:
+    """The ffmpeg every stage runs, as each details JSON and the report's header record it."""
+    path: str
+    version: str  # as `ffmpeg -version` prints it: "n9.0.2-17-g2a571b6068-20260930", "5.1.8-0+deb12u1"
+
+
 @functools.cache
 def ffmpeg_binary() -> str:
-    """The ffmpeg on PATH, else the one shipped inside imageio-ffmpeg, so a bare machine works."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
+    """$DETECTOR_FFMPEG when set, else the ffmpeg shipped inside imageio-ffmpeg (pinned in
+    requirements.txt), whatever is on PATH: frames, their times and so p_fake depend on the build
+    (Debian's 5.1 moved p_fake by up to 0.023), so a verdict must not depend on the machine."""
+    chosen = os.environ.get(FFMPEG_ENV)
+    if chosen:
+        return chosen
+    from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    name = FNAME_PER_PLATFORM.get(get_platform(), "")
+    bundled = Path(importlib.resources.files("imageio_ffmpeg") / "binaries" / name)
+    if not name or not bundled.is_file():
+        raise FfmpegError(f"imageio-ffmpeg ships no ffmpeg for this platform ({get_platform()}): "
+                          f"set {FFMPEG_ENV}=/path/to/ffmpeg")
+    return str(bundled)
+
+
+@functools.cache
+def ffmpeg_info() -> Ffmpeg:
+    """The ffmpeg to run and its version; FfmpegError if it does not run. The first call (at start)
+    also warns, once, where this ffmpeg lacks something the scanner would use."""
+    path = ffmpeg_binary()
+    try:
+        proc = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        named = f" ({FFMPEG_ENV})" if os.environ.get(FFMPEG_ENV) else ""
+        raise FfmpegError(f"cannot run ffmpeg {path}{named}: {exc.strerror or exc}") from None
+    match = re.search(r"version (\S+)", proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise FfmpegError(f"{path} is not an ffmpeg that runs (`{path} -version` exited {proc.returncode})")
+    found = Ffmpeg(path, match[1])
+    if not _drops_packets():
+        log.warning("ffmpeg %s (%s) cannot drop unsampled frames before decoding (FFmpeg 7 or later can): "
+                    "every frame is decoded, the same samples, more slowly", found.version, path)
+    return found
 
 
 @functools.cache

@@ -61,7 +61,8 @@ var REPORT = (function () {
     parts.push(index.seconds + " s scanning");
     box.appendChild(el("span", {}, parts.join(" · ")));
     var model = index.model ? " · model " + index.model + " (" + index.fingerprint + ")" : "";
-    box.appendChild(el("span", {}, " · updated " + index.updated + model));
+    var ffmpeg = index.ffmpeg ? " · ffmpeg " + index.ffmpeg_version + " (" + index.ffmpeg + ")" : "";
+    box.appendChild(el("span", {}, " · updated " + index.updated + model + ffmpeg));
     if (index.running) box.appendChild(el("span", {"class": "running", id: "running"}, " · scan in progress: reload to update"));
   }
 
