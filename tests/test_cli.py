@@ -349,7 +349,8 @@ def test_default_model_missing_is_exit_2(clip, tmp_path, capsys, monkeypatch):
 
 def test_a_detector_ffmpeg_that_does_not_run_is_exit_2_before_the_model_loads(clip, brightness_model, tmp_path,
                                                                              capsys, monkeypatch):
-    from detector import api, video
+    from detector import api
+    from detector.scan import video
 
     monkeypatch.setenv("DETECTOR_FFMPEG", str(tmp_path / "no-ffmpeg"))
     monkeypatch.setattr(api, "Model", lambda *args: pytest.fail("the model was loaded"))
@@ -394,7 +395,7 @@ def test_a_long_list_of_mostly_missing_paths_gives_every_row_in_one_pass(noface_
     """The shape of a 100,000-entry list with 99,990 missing paths, at 500 entries (490 missing): a
     row each, in list order, each path probed once. That adding a row costs the same at the end
     as at the start is tests/test_report_html.py's; bench/missing_inputs.py times the 100,000."""
-    from detector import pipeline
+    from detector.scan import scanner as pipeline
 
     present = {i * 50 for i in range(10)}
     for i in present:

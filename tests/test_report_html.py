@@ -23,6 +23,7 @@ from detector.scan.scanner import ScanResult
 from detector.files import atomic_write, csv_text
 from detector.output.html_report import ROWS_PER_CHUNK, CHUNK, HtmlReport, input_id, js_call
 from detector.output.results import COLUMNS, ResultsFolder, Row
+from detector.scan.aggregation import Verdict
 from detector.scan.video import ffmpeg_info
 
 FRAMES = 6
@@ -159,7 +160,8 @@ def test_adding_an_input_costs_the_same_however_many_came_before(tmp_path):
     for i in range(100):
         report.add(Row(f"/videos/missing {i}.mp4", "unreadable", error="file not found", seconds=0.01), None)
     rescan = Row("/videos/clip 00001.mp4", "ok", "FAKE", 0.9, seconds=3.0)  # replaces its record, in place
-    report.add(rescan, ScanResult(rescan.path, "ok", "FAKE", 0.9, seconds=3.0))
+    verdict = Verdict(p_fake=0.9, label="FAKE", p_raw=0.9, aggregate="mean", threshold=0.5, tracks=[], reason="test")
+    report.add(rescan, ScanResult(rescan.path, "ok", verdict=verdict, seconds=3.0))
     assert Visited.count <= 101 * (ROWS_PER_CHUNK + 1)  # 10,100 records: recounting them all was 10⁶
     (index,) = data_call(tmp_path / "report" / "index.js")
     records = list(report.records)
