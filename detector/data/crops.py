@@ -242,13 +242,14 @@ def _open_log(path: Path, columns: list[str], keep) -> list[list[str]]:
     return kept
 
 
-def without(items: list[LabelledVideo], lists: list[Path]) -> list[LabelledVideo]:
-    """The items whose path no CSV in `lists` names (its `path` column): what stays out of training."""
+def without(items: list[LabelledVideo], lists: list[Path], keep_listed: bool = False) -> list[LabelledVideo]:
+    """The items whose path no CSV in `lists` names (its `path` column): what stays out of training;
+    `keep_listed`: only the items they name (e.g. the validation side, to score it from crops)."""
     listed = set()
     for path in lists:
         with Path(path).open(newline="", encoding="utf-8") as handle:
             listed.update(Path(row["path"]).resolve() for row in csv.DictReader(handle))
-    return [item for item in items if Path(item.path).resolve() not in listed]
+    return [item for item in items if (Path(item.path).resolve() in listed) == keep_listed]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", type=Path, action="append", default=[], metavar="CSV",
                         help="leave out the clips and photos a CSV with a path column lists, e.g. a validation "
                              "pool from deepfake-detector pool (repeatable)")
+    parser.add_argument("--only", type=Path, action="append", default=[], metavar="CSV",
+                        help="keep only the clips and photos a CSV with a path column lists (repeatable)")
     args = parser.parse_args(argv)
     items: list[LabelledVideo] = []
     for data in args.data:
@@ -283,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         items = without(items, args.exclude)
         print(f"{before - len(items)} of {before} left out: listed in {', '.join(map(str, args.exclude))}",
               file=sys.stderr)
+    if args.only:
+        before = len(items)
+        items = without(items, args.only, keep_listed=True)
+        print(f"{len(items)} of {before} kept: listed in {', '.join(map(str, args.only))}", file=sys.stderr)
     if not items:
         parser.error("nothing to do: give --data and/or --photos")
     try:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.files import atomic_write
-from detector.data.datasets import LabelledVideo, read_face_photos, read_manifest, read_split_sides, split_sides
+from detector.data.datasets import (LabelledVideo, read_face_photos, read_manifest, read_split_sides, split_sides,
+                                    write_split)
 
 NEW_VAL_FRACTION = 0.5  # of the new identities: into the pool; the rest is held out
 DFDC_VAL_FRACTION = 0.3  # of the DFDC source videos: into the pool; the rest is left for training
@@ -71,6 +72,18 @@ def _clip_items(manifest: Path, model_split: Path, seed: int) -> list[PoolItem]:
     return items
 
 
+def extended_split(model_split: Path, items: list[PoolItem]) -> dict[str, list[LabelledVideo]]:
+    """The model's split with the pool's new clips added, their pool side as `val` and held-out as
+    `test`: a new run trained on this split learns from none of them, so the same pool and held-out
+    clips can judge it beside the model it may replace."""
+    sides = read_split_sides(model_split)
+    named = {v.path.name for videos in sides.values() for v in videos}
+    for item in items:
+        if item.level == "clips" and item.video.path.name not in named:
+            sides["val" if item.side == VAL else "test"].append(item.video)
+    return sides
+
+
 COLUMNS = ("path", "label", "dataset", "method", "identities", "group", "side", "level")
 
 
@@ -108,10 +121,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model's split.csv; without it only the DFDC group is written: the crops a "
                              "training run must leave out (deepfake-detector crops --exclude)")
     parser.add_argument("--out", type=Path, required=True, help="the pool CSV to write")
+    parser.add_argument("--write-split", type=Path, default=None, metavar="CSV",
+                        help="also write the model's split with the new clips added (pool side as val, held-out "
+                             "as test): a split for training a successor judged on the same clips (needs --split)")
     args = parser.parse_args(argv)
+    if args.write_split and not args.split:
+        parser.error("--write-split needs --split")
     dfdc = args.data / "faces" / "dfdc_crops"
     items = build_pool(args.data / "manifest.csv", args.split, dfdc if dfdc.is_dir() else None)
     write_pool(args.out, items)
+    if args.write_split:
+        sides = extended_split(args.split, items)
+        write_split(args.write_split, sides["train"], sides["val"], sides["test"])
     for (side, group), (real, fake) in sorted(counts(items).items()):
         print(f"{side:8} {group:22} {real:4} real {fake:4} fake")
     return 0

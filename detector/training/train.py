@@ -15,7 +15,7 @@ is that source's labelled fake or a self-blended image made on the fly from a re
 region (`--sbi`), and then that face is the pair's real, as the paper pairs them
 (detector.training.selfblend). Self-blends teach the blending boundary every face swap leaves
 rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
-(crop- and video-level AUC) runs every epoch on val, the best epoch is exported as a SavedModel
+(crop- and video-level AUC) runs every epoch on val; the best epoch is exported (`--keep last`: the final one, so nothing is chosen on val) as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
 alone for `deepfake-detector evaluate --subset test`.
 """
@@ -49,6 +49,7 @@ from detector.scan.video import IMAGE_EXTENSIONS
 
 SBI_MODES = ("off", "mix", "only")
 BN_MODES = ("train", "frozen")
+KEEP_MODES = ("best", "last")
 LOG_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_crop_auc", "val_video_auc", "val_video_log_loss",
                "learning_rate", "seconds", "crops_per_second")
 
@@ -68,6 +69,7 @@ class TrainConfig:
     sbi: str = "mix"  # off: labelled fakes only; mix: half of the fakes self-blended; only: no labelled fakes
     h264_p: float = 0.25  # share of each batch re-encoded as H.264 at a random quality
     ema: float = 0.0  # decay of a moving average of the weights, validated and exported instead (0: off)
+    keep: str = "best"  # best: the epoch of highest validation AUC is exported; last: the final epoch (a fixed schedule)
     dropout: float = 0.2
     label_smoothing: float = 0.05
     input_size: int = 224
@@ -444,7 +446,7 @@ def train(crops: list[Path], out: Path, config: TrainConfig, split: Path | None 
         with average.applied() if average else contextlib.nullcontext():
             metrics = validate(model, val_records)
             score = metrics.get("video_auc") or metrics.get("crop_auc") or 0.0
-            if score >= best_var.numpy() or not val_records:
+            if config.keep == "last" or score >= best_var.numpy() or not val_records:
                 best_var.assign(score)
                 model.save_weights(str(out / "best.weights.h5"))
                 atomic_write(out / "best.json", json.dumps({"epoch": epoch + 1, **metrics}, indent=1))
@@ -530,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="'imagenet' (pretrained backbone), or a SavedModel folder or .weights.h5 to start from; "
                              "default: random weights")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
-    choices = {"optimizer": ("adam", "sgd"), "sbi": SBI_MODES, "bn": BN_MODES, "arch": ARCHITECTURES}
+    choices = {"optimizer": ("adam", "sgd"), "sbi": SBI_MODES, "bn": BN_MODES, "arch": ARCHITECTURES, "keep": KEEP_MODES}
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
         if name in choices:
