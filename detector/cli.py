@@ -140,6 +140,8 @@ COMMANDS = {
     "robustness": ("detector.evaluation.robustness", "scan labelled clips as they are and re-encoded; how far verdicts move"),
     "pool": ("detector.evaluation.pool", "write a validation pool and a held-out side, split by identity, for select"),
     "select": ("detector.evaluation.selection", "choose the verdict rule and calibration on a pool by fixed rules"),
+    "soup": ("detector.training.soup", "average the weights of several runs of one recipe into one model"),
+    "study": ("detector.evaluation.study", "compare trained models on a validation pool from their crops, with intervals"),
 }
 COMMAND_EXAMPLES = """\
 examples:

@@ -385,3 +385,18 @@ def test_weight_average_follows_the_weights_is_lent_to_the_network_and_checkpoin
     tf.train.Checkpoint(average=average.state).restore(saved)
     assert int(average.state.updates.numpy()) == 4
     assert all(np.allclose(s.numpy(), e, atol=1e-6) for s, e in zip(average.state.shadows, expected))
+
+
+@pytest.mark.slow
+def test_keep_last_exports_the_final_epoch_whatever_validation_says(tiny_data):
+    """--keep last: a fixed schedule; the final epoch is exported and validation only logs."""
+    folder, _, out = tiny_data
+    run = folder / "run_last"
+    cmd = [sys.executable, "-m", "detector", "train", "--crops", str(out), "--out", str(run), "--epochs", "3",
+           "--steps-per-epoch", "1", "--batch-size", "4", "--input-size", "64", "--warmup-steps", "1",
+           "--val-fraction", "0.5", "--seed", "3", "--keep", "last"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = json.loads((run / "best.json").read_text())
+    card = json.loads((run / "model" / "model.json").read_text())
+    assert kept["epoch"] == 3 and card["validation"]["epoch"] == 3 and card["config"]["keep"] == "last"
