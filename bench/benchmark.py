@@ -91,7 +91,10 @@ def main() -> int:
     CACHE.mkdir(exist_ok=True)
     clip = args.clip.resolve() if args.clip else make_clip(CACHE / "face_1080p30_10s.mp4")
     model, note = pick_model(args.model)
-    print(f"clip:  {clip}\nmodel: {model} ({note})\ncpu:   {cpu_name()}\nload:  {os.getloadavg()[0]:.2f} "
+    from detector.scan.video import ffmpeg_info  # the ffmpeg the scanner runs (pinned; DETECTOR_FFMPEG for another)
+
+    ffmpeg = ffmpeg_info()
+    print(f"clip:  {clip}\nmodel: {model} ({note})\nffmpeg: {ffmpeg.path} ({ffmpeg.version})\ncpu:   {cpu_name()}\nload:  {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min) on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
@@ -104,7 +107,7 @@ def main() -> int:
         subprocess.run(cmd, check=True)
         result = json.loads(out.read_text())
         result["command_line_seconds"] = command_line(clip, model, Path(tmp) / "cli", args)
-    result.update(clip=str(clip), model=str(model), model_note=note,
+    result.update(clip=str(clip), model=str(model), model_note=note, ffmpeg={"path": ffmpeg.path, "version": ffmpeg.version},
                   load_after=[round(v, 2) for v in os.getloadavg()], cores=os.cpu_count(), cpu=cpu_name())
     print_table(result)
     if args.json:
