@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model from the shared data, end to end, reproducibly:
 #   bash scripts/train_default.sh ../shared/data [work]
-# About 2.5 hours on a 2-core CPU, ablations included (ABLATIONS=0: about 1.5 hours); the same
+# About 2.5 hours on a 2-core CPU, ablations included (ABLATIONS=0: under 2 hours); the same
 # commands use a GPU where TensorFlow sees one. Every step resumes: run the same command again
 # after an interruption. The rules that pick what ships were fixed before the first run:
 # docs/training-at-scale.md.
@@ -28,7 +28,7 @@ PY=${PY:-.venv/bin/python}
 BASE=${BASE:-models/default}  # the model to beat, with its split.csv; copied into WORK once
 CLIPS=(--crops "$WORK/crops_clips" --crops "$WORK/crops_pool" --crops "$WORK/crops_lfw")
 RECIPE=(--init imagenet --arch efficientnet-lite0 --batch-size 16 --head-steps 200 --head-learning-rate 1e-3
-        --bn frozen --learning-rate 3e-4 --warmup-steps 200 --epochs 4 --steps-per-epoch 400 --keep last
+        --bn frozen --learning-rate 1e-4 --warmup-steps 100 --epochs 2 --steps-per-epoch 350 --keep last
         --split "$WORK/split.csv" --resume)
 mkdir -p "$WORK"
 
