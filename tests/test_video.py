@@ -533,3 +533,20 @@ def test_the_systems_ffmpeg_named_by_detector_ffmpeg_samples_the_same_times(fres
     _choose_ffmpeg_again()
     assert fresh_ffmpeg.ffmpeg_info().path == FOREIGN
     assert [t for t, _ in decoded(b_frame_clip, 32)[0]] == pytest.approx(bundled, abs=1e-3)
+
+
+def test_rows_made_by_another_ffmpeg_carry_its_version_in_the_resume_key(fresh_ffmpeg, brightness_model, tmp_path,
+                                                                         monkeypatch):
+    import detector
+
+    monkeypatch.delenv("DETECTOR_FFMPEG", raising=False)
+    pinned = detector.load(brightness_model, "cpu", runtime="tensorflow").settings_key
+    other = _script(tmp_path / "ffmpeg-7", 'for a in "$@"; do [ "$a" = -version ] && '
+                                           '{ echo "ffmpeg version 7.1-test Copyright (c)"; exit 0; }; done\n'
+                                           f'exec {fresh_ffmpeg.ffmpeg_binary()} "$@"\n')
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(other))
+    _choose_ffmpeg_again()
+    chosen = detector.load(brightness_model, "cpu", runtime="tensorflow").settings_key
+    assert "ffmpeg" not in pinned  # rows made by the pinned ffmpeg before this key existed still resume
+    assert chosen == pinned + ";ffmpeg=7.1-test"
+

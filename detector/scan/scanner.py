@@ -31,6 +31,7 @@ from detector.scan.status import Status
 from detector.scan.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    FFMPEG_ENV,
     Decoding,
     VideoError,
     VideoInfo,
@@ -247,8 +248,11 @@ class Scanner:
     def __init__(self, model: Model, detector: FaceDetector, settings: Settings = Settings(),
                  timer: StageTimer = no_timing):
         self.model, self.detector, self.settings, self.timer = model, detector, settings, timer
-        self.settings_key = settings.key(model)
-        self.ffmpeg = asdict(ffmpeg_info())
+        ffmpeg = ffmpeg_info()
+        self.ffmpeg = asdict(ffmpeg)
+        # Rows made by an ffmpeg other than the pinned one carry its version, so that switching
+        # between the two scans them again (frames, and so p_fake, depend on the build).
+        self.settings_key = settings.key(model) + (f";ffmpeg={ffmpeg.version}" if os.environ.get(FFMPEG_ENV) else "")
         self._explainer: Explainer | None = None
 
     @property
