@@ -1,5 +1,6 @@
 """The one place that imports TensorFlow: torch (and torchvision) first, TF's start-up chatter
-hidden, and the device choice shared by the scanner and the trainer.
+hidden, the device choice shared by the scanner and the trainer, and the command line that data
+cards and reports record.
 
 `import tensorflow` followed by torchvision or facenet-pytorch segfaults when triton is
 installed, so every module gets TensorFlow and tf_keras from here, never directly. They are
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import sys
+from collections.abc import Sequence
 
 import torch
 import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
@@ -82,3 +86,10 @@ def _tf_sees_gpu() -> bool:
 
 
 __all__ = ["DeviceError", "cpu_cores", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)
+
+
+def command_line(command: str, argv: Sequence[str] | None = None) -> str:
+    """`deepfake-detector COMMAND ARGS…` quoted for a shell, as a run's data card records it
+    (argv: the command's own arguments; None: this process's)."""
+    return f"deepfake-detector {command} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+

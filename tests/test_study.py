@@ -150,3 +150,10 @@ def test_study_scores_the_val_side_from_crops_and_writes_the_decision(tmp_path):
     assert same["difference"].value == 0.0 and not same["counts"]
     text = markdown(result)
     assert "Ships: **soup**" in text and "FF++ (model val)" in text
+
+
+def test_the_recorded_command_line_quotes_its_arguments_for_a_shell():
+    from detector.runtime import command_line
+
+    assert command_line("soup", ["--model", "runs/seed 0/model", "--out", "it's"]) == \
+        "deepfake-detector soup --model 'runs/seed 0/model' --out 'it'\"'\"'s'"

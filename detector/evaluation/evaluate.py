@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +35,7 @@ from detector.scan.model import Model
 from detector.scan.scanner import Scanner, Settings
 from detector.scan.status import Status
 from detector.output.results import ResultsFolder
-from detector.runtime import resolve_device
+from detector.runtime import command_line, resolve_device
 from detector.data.datasets import (
     SIDES,
     LabelledVideo,
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     model = Model(args.model, device)
     settings = Settings(frames=args.frames, aggregate=args.aggregate, threshold=args.threshold)
-    command = "deepfake-detector evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("evaluate", argv)
     rows = scan_labelled(model, videos, args.out, settings, device)
     threshold, extra = settings.threshold_for(model), None
     if args.calibrate:

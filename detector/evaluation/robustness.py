@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import shlex
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -35,7 +34,7 @@ from detector.files import atomic_write
 from detector.scan.model import Model
 from detector.scan.scanner import Settings
 from detector.scan.status import Status
-from detector.runtime import resolve_device
+from detector.runtime import command_line, resolve_device
 from detector.data.datasets import SIDES, LabelledVideo
 from detector.scan.video import IMAGE_EXTENSIONS, ffmpeg_binary
 
@@ -200,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     print(format_outcomes(outcomes))
-    command = "deepfake-detector robustness " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("robustness", argv)
     print(f"{command}\nreport: {args.out}/robustness.json, robustness.csv, and a folder per form", file=sys.stderr)
     return 0
 

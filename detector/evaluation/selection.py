@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from detector.scan.scanner import Settings
 from detector.output.results import ResultsFolder
 from detector.data.crops import build, read_index
 from detector.data.datasets import identity_groups
+from detector.runtime import command_line
 
 INCUMBENT = "track-max"  # the default the pre-registered rule was run against
 SIMPLICITY = ("mean", "large-max", "face-weighted")  # a tie among challengers goes to the earlier
@@ -483,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.runtime import resolve_device
 
     device = resolve_device(args.device)
-    command = "deepfake-detector select " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("select", argv)
     result = select(Model(args.model, device), read_pool(args.pool), args.out, device)
     text = markdown(result)
     atomic_write(args.out / "selection.json", json.dumps(_plain(result), indent=1) + "\n")

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from detector.runtime import keras
+from detector.runtime import command_line, keras
 from detector.scan.model import Contract
 from detector.training.train import export
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a SavedModel folder exported by deepfake-detector train (two or more)")
     parser.add_argument("--out", type=Path, required=True, help="the soup's SavedModel folder")
     args = parser.parse_args(argv)
-    command = "deepfake-detector soup " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("soup", argv)
     try:
         folder = soup(args.model, args.out, command)
     except (ValueError, FileNotFoundError) as exc:

@@ -27,7 +27,6 @@ import csv
 import datetime
 import json
 import queue
-import shlex
 import sys
 import threading
 import time
@@ -39,7 +38,7 @@ from tqdm import tqdm
 
 from detector.evaluation.metrics import compute_metrics, pick_threshold
 from detector.files import atomic_open, atomic_write
-from detector.runtime import keras, tf
+from detector.runtime import command_line, keras, tf
 from detector.training.augment import AugmentConfig, augment, h264_roundtrip
 from detector.data.crops import CropRecord, read_index
 from detector.data.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
@@ -543,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(f"training on {device}: {config}", file=sys.stderr)
-    command = "deepfake-detector train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("train", argv)
     try:
         folder = train(args.crops, args.out, config, args.split, args.init, args.resume, command)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
