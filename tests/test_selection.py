@@ -153,7 +153,7 @@ def test_decide_reports_every_group_and_lets_no_small_face_decide_when_that_wins
     """Synthetic pool: a face model that is right about main faces, with suspicious small background
     faces in a third of the real clips; large-max (or a rule like it) must win and the report must
     carry every group, the checks and the held-out side."""
-    from detector.evaluation.selection import ClipCrops, decide, markdown, _plain
+    from detector.evaluation.selection import ClipCrops, decide, markdown, plain
 
     rng = np.random.default_rng(1)
     items, clips = [], []
@@ -183,4 +183,4 @@ def test_decide_reports_every_group_and_lets_no_small_face_decide_when_that_wins
     assert {d["clip"] for d in result["disagreements"]} == {
         f"{side}{group}{k}" for side in (VAL, HELD_OUT) for group in ("FF++ new", "other") for k in range(0, 24, 6)}
     assert "| track-max raw AUC |" in text
-    json.dumps(_plain(result))
+    json.dumps(plain(result))

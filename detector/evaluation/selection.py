@@ -457,12 +457,12 @@ def install(model_dir: Path, result: dict, command: str) -> None:
     atomic_write(path, json.dumps(card, indent=1) + "\n")
 
 
-def _plain(value):
+def plain(value):
     """JSON for the numpy and dataclass values of a result."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Estimate):
         return asdict(value)
     if isinstance(value, np.generic):
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line("select", argv)
     result = select(Model(args.model, device), read_pool(args.pool), args.out, device)
     text = markdown(result)
-    atomic_write(args.out / "selection.json", json.dumps(_plain(result), indent=1) + "\n")
+    atomic_write(args.out / "selection.json", json.dumps(plain(result), indent=1) + "\n")
     atomic_write(args.out / "selection.md", text)
     print(text)
     if args.install:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.data.crops import read_index
+from detector.data.crops import CropRecord, read_index
 from detector.evaluation.pool import CROPS, VAL, PoolItem, read_pool
-from detector.evaluation.selection import Estimate, auc, estimate, losses, resamples
+from detector.evaluation.selection import Estimate, auc, estimate, losses, plain, resamples
 from detector.files import atomic_write
 from detector.scan.model import Model
 
@@ -39,12 +39,12 @@ class Scored:
     missing: int  # pool items without a crop (no face found), left out
 
 
-def item_crops(items: list[PoolItem], folders: list[Path]) -> tuple[list[PoolItem], list[list[Path]]]:
+def item_crops(items: list[PoolItem], folders: list[Path]) -> tuple[list[PoolItem], list[list[CropRecord]]]:
     """Each item's crops (evenly spaced, at most CROPS_PER_CLIP); items without any are dropped."""
-    by_video: dict[Path, list[Path]] = {}
+    by_video: dict[Path, list[CropRecord]] = {}
     for folder in folders:
         for record in read_index(folder):
-            by_video.setdefault(Path(record.video).resolve(), []).append(record.crop)
+            by_video.setdefault(Path(record.video).resolve(), []).append(record)
     kept, crops = [], []
     for item in items:
         found = by_video.get(Path(item.video.path).resolve(), [])
@@ -56,16 +56,15 @@ def item_crops(items: list[PoolItem], folders: list[Path]) -> tuple[list[PoolIte
 
 
 def score(models: dict[str, Path], items: list[PoolItem], folders: list[Path]) -> Scored:
-    import cv2
-
+    """Every model's score for every validation item; each crop is read once for all models."""
     kept, crops = item_crops([i for i in items if i.side == VAL], folders)
-    files = sorted({c for group in crops for c in group})
-    images = np.stack([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files])
-    index = {f: k for k, f in enumerate(files)}
+    records = list({r.crop: r for group in crops for r in group}.values())
+    images = np.stack([r.image() for r in records])
+    index = {r.crop: k for k, r in enumerate(records)}
     scores = {}
     for name, folder in models.items():
         p = Model(folder, runtime="tensorflow").predict(images, batch_size=32)
-        scores[name] = np.array([p[[index[c] for c in group]].mean() for group in crops])
+        scores[name] = np.array([p[[index[r.crop] for r in group]].mean() for group in crops])
     return Scored(kept, scores, sum(i.side == VAL for i in items) - len(kept))
 
 
@@ -160,14 +159,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plain(value):
-    if isinstance(value, Estimate):
-        return {"value": value.value, "low": value.low, "high": value.high}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def study(models: dict[str, Path], pool: Path, crops: list[Path], seeds: list[str], ablation_names: list[str],
           reference: str | None, soup: str | None, bundled: str | None) -> dict:
     scored = score(models, read_pool(pool), crops)
@@ -219,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("ablations need --seed-run: a difference is weighed against the seed spread")
     result = study(models, args.pool, args.crops, args.seed_run, args.ablation, args.reference, args.soup, args.bundled)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "study.json", json.dumps(_plain(result), indent=1) + "\n")
+    atomic_write(args.out / "study.json", json.dumps(plain(result), indent=1) + "\n")
     text = markdown(result)
     atomic_write(args.out / "study.md", text)
     print(text)
