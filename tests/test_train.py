@@ -400,3 +400,36 @@ def test_keep_last_exports_the_final_epoch_whatever_validation_says(tiny_data):
     kept = json.loads((run / "best.json").read_text())
     card = json.loads((run / "model" / "model.json").read_text())
     assert kept["epoch"] == 3 and card["validation"]["epoch"] == 3 and card["config"]["keep"] == "last"
+
+
+@pytest.mark.slow
+def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_one_does(tiny_data, tmp_path):
+    """Checkpoints keep the step, both optimizers, the learning rate, the moving average and the
+    epoch's running sums; batches and dropout are functions of (seed, step). So a run stopped
+    mid-head-phase and again mid-epoch, resumed each time (once with its batches made in a worker
+    process), exports the same weights and logs the same epochs as one that ran straight through."""
+    import tf_keras
+
+    from detector.training.train import TrainConfig, train
+
+    _, _, out = tiny_data
+    config = TrainConfig(sbi="heads", labelled_share=0.5, head_steps=2, epochs=2, steps_per_epoch=2, batch_size=4,
+                         input_size=64, warmup_steps=1, val_fraction=0.5, seed=5, ema=0.5, keep="last", h264_p=0.5)
+    straight = train([out], tmp_path / "straight", config, workers=0)
+    cut = tmp_path / "cut"
+    assert train([out], cut, config, workers=0, stop_after_steps=1) is None
+    assert train([out], cut, config, resume=True, workers=1, stop_after_steps=3) is None
+    assert not (cut / "log.csv").exists()  # stopped inside the first epoch
+    resumed = train([out], cut, config, resume=True, workers=0)
+    a, b = (tf_keras.models.load_model(str(folder), compile=False).get_weights() for folder in (straight, resumed))
+    assert len(a) == len(b) and all(np.allclose(u, v, rtol=0, atol=1e-6) for u, v in zip(a, b))
+    columns = ("epoch", "train_loss", "train_accuracy", "val_video_auc", "val_video_auc_blend", "learning_rate")
+    assert [[row[c] for c in columns] for row in read_csv(cut / "log.csv")] == \
+           [[row[c] for c in columns] for row in read_csv(tmp_path / "straight" / "log.csv")]
+    for head in ("blend", "labelled"):  # each head alone, exported beside the fused network
+        assert (cut / "heads" / head / "model.json").exists()
+
+
+def read_csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
