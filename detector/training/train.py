@@ -13,7 +13,10 @@ Batches are balanced: half real crops, half fakes. Each real/fake pair comes fro
 size), so no source can stand in for a label; the fake
 is that source's labelled fake or a self-blended image made on the fly from a real face's source
 region (`--sbi`), and then that face is the pair's real, as the paper pairs them
-(detector.training.selfblend). Self-blends teach the blending boundary every face swap leaves
+(detector.training.selfblend); `--sbi heads` gives self-blends and labelled fakes a head each on
+one backbone and fuses their logits. Batches are made ahead in worker processes, each a function of
+(seed, step) (detector.training.batches), so a run checkpointed every few minutes and continued
+with `--resume` ends exactly where an uninterrupted one does. Self-blends teach the blending boundary every face swap leaves
 rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
 (crop- and video-level AUC) runs every epoch on val; the best epoch is exported (`--keep last`: the final one, so nothing is chosen on val) as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
