@@ -127,6 +127,9 @@ def _crop_folder(folder: Path, clips: dict[str, tuple[int, list[int]]]) -> None:
 def test_study_scores_the_val_side_from_crops_and_writes_the_decision(tmp_path):
     model = build_brightness_model(tmp_path / "m")
     reals = [(f"/data/r{i}.mp4", 0, [40 + 10 * i] * 20) for i in range(4)]  # 20 crops: 16 are used
+    real_p = [expected_p_fake(np.full((2, 2, 3), 40 + 10 * i, np.uint8)) for i in range(4)]
+    # a model calling FAKE between the second and third real's scores: half its reals are false alarms
+    strict = build_brightness_model(tmp_path / "strict", contract={"threshold": (real_p[1] + real_p[2]) / 2})
     fakes = [(f"/data/f{i}.mp4", 1, [150 + 10 * i, 170 + 10 * i]) for i in range(4)]
     clips = {v: (label, levels) for v, label, levels in reals + fakes}
     clips["/data/held.mp4"] = (1, [10])  # held out: never scored, whatever its crops
@@ -137,7 +140,7 @@ def test_study_scores_the_val_side_from_crops_and_writes_the_decision(tmp_path):
     items.append(PoolItem(LabelledVideo(Path("/data/noface.mp4"), 0, "FF++", "x", ("nf",)), "FF++ (model val)", VAL))
     write_pool(tmp_path / "pool.csv", items)
 
-    result = study({"a": model, "b": model, "soup": model, "old": model}, tmp_path / "pool.csv", [tmp_path / "crops"],
+    result = study({"a": model, "b": model, "soup": model, "old": strict}, tmp_path / "pool.csv", [tmp_path / "crops"],
                    ["a", "b"], ["soup"], None, "soup", "old")
     assert result["missing"] == 1 and len(result["items"]) == 8 and "/data/held.mp4" not in result["items"]
     assert result["sizes"][CLIPS] == (4, 4)
@@ -145,6 +148,8 @@ def test_study_scores_the_val_side_from_crops_and_writes_the_decision(tmp_path):
     mean_p = np.mean([expected_p_fake(np.full((2, 2, 3), v, np.uint8)) for v in (150, 170)])
     assert result["scores"]["a"][fake0] == pytest.approx(mean_p, abs=1e-3)  # the mean of its crops' scores
     assert result["table"]["a"][CLIPS]["auc"].value == 1.0
+    assert result["table"]["a"][CLIPS]["real_called_fake"].value == 0.0 and max(real_p) < 0.5
+    assert result["table"]["old"][CLIPS]["real_called_fake"].value == 0.5  # each model at its own threshold
     assert result["decision"]["ship"] == "soup" and result["decision"]["seed_spread"] == 0.0
     same = result["ablations"]["soup"][CLIPS]
     assert same["difference"].value == 0.0 and not same["counts"]

@@ -1,4 +1,5 @@
-"""Compare trained models on the validation pool from their face crops, with intervals, and apply
+"""Compare trained models on the validation pool from their face crops (AUC, log loss, reals called
+FAKE), with intervals, and apply
 the pre-registered rules of a retrain (docs/training-at-scale.md): soup or seed, new or bundled.
 
     deepfake-detector study --pool work/pool.csv --crops work/crops_clips --crops work/crops_dfdc_val \\
@@ -36,6 +37,7 @@ class Scored:
     """The validation items that have crops, and each model's score for each of them."""
     items: list[PoolItem]
     scores: dict[str, np.ndarray]  # model name -> one score per item
+    thresholds: dict[str, float]  # model name -> the threshold its model.json calls FAKE at
     missing: int  # pool items without a crop (no face found), left out
 
 
@@ -61,11 +63,13 @@ def score(models: dict[str, Path], items: list[PoolItem], folders: list[Path]) -
     records = list({r.crop: r for group in crops for r in group}.values())
     images = np.stack([r.image() for r in records])
     index = {r.crop: k for k, r in enumerate(records)}
-    scores = {}
+    scores, thresholds = {}, {}
     for name, folder in models.items():
-        p = Model(folder, runtime="tensorflow").predict(images, batch_size=32)
+        model = Model(folder, runtime="tensorflow")
+        p = model.predict(images, batch_size=32)
         scores[name] = np.array([p[[index[r.crop] for r in group]].mean() for group in crops])
-    return Scored(kept, scores, sum(i.side == VAL for i in items) - len(kept))
+        thresholds[name] = model.contract.threshold
+    return Scored(kept, scores, thresholds, sum(i.side == VAL for i in items) - len(kept))
 
 
 def groups(items: list[PoolItem]) -> dict[str, np.ndarray]:
@@ -77,7 +81,8 @@ def groups(items: list[PoolItem]) -> dict[str, np.ndarray]:
 
 
 def measure(scored: Scored, draws: list[np.ndarray]) -> dict:
-    """Per model and group: AUC and log loss with intervals."""
+    """Per model and group: AUC, log loss, and the share of real items called FAKE at the model's
+    threshold (the false alarms a user sees), with intervals."""
     labels = np.array([i.video.label for i in scored.items])
     table = {}
     for name, s in scored.scores.items():
@@ -88,8 +93,15 @@ def measure(scored: Scored, draws: list[np.ndarray]) -> dict:
                 return metric(labels[d], s[d])
             table[name][group] = {
                 "auc": estimate(lambda d: on(d, auc), draws, len(labels)),
-                "log_loss": estimate(lambda d: on(d, lambda y, p: float(losses(y, p).mean())), draws, len(labels))}
+                "log_loss": estimate(lambda d: on(d, lambda y, p: float(losses(y, p).mean())), draws, len(labels)),
+                "real_called_fake": estimate(lambda d: on(d, lambda y, p, t=scored.thresholds[name]: _called(y, p, t)),
+                                             draws, len(labels))}
     return table
+
+
+def _called(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    real = labels == 0
+    return float((scores[real] >= threshold).mean()) if real.any() else float("nan")
 
 
 def difference(scored: Scored, draws: list[np.ndarray], a: str, b: str, group: str) -> Estimate:
@@ -141,10 +153,11 @@ def ablations(scored: Scored, draws: list[np.ndarray], names: list[str], referen
 def markdown(result: dict) -> str:
     table, groups_ = result["table"], result["groups"]
     lines = ["# Validation study (crop-based scores; the validation pool only)", "",
-             "| model | " + " | ".join(f"{g} AUC | {g} log loss" for g in groups_) + " |",
-             "|---|" + "---|---|" * len(groups_)]
+             "| model | " + " | ".join(f"{g} AUC | {g} log loss | {g} real called FAKE" for g in groups_) + " |",
+             "|---|" + "---|---|---|" * len(groups_)]
     for name, row in table.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[g]['auc']} | {row[g]['log_loss']}" for g in groups_) + " |")
+        lines.append(f"| {name} | " + " | ".join(
+            f"{row[g]['auc']} | {row[g]['log_loss']} | {row[g]['real_called_fake']}" for g in groups_) + " |")
     lines += ["", "Items per group (real + fake): " + ", ".join(f"{g} {n[0]}+{n[1]}" for g, n in result["sizes"].items())
               + f"; left out without a crop: {result['missing']}."]
     if result.get("ablations"):
