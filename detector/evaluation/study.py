@@ -1,6 +1,5 @@
 """Compare trained models on the validation pool from their face crops (AUC, log loss, reals called
-FAKE), with intervals, and apply
-the pre-registered rules of a retrain (docs/training-at-scale.md): soup or seed, new or bundled.
+FAKE), with intervals, and apply the pre-registered rules of a retrain (docs/training-at-scale.md): soup or seed, new or bundled.
 
     deepfake-detector study --pool work/pool.csv --crops work/crops_clips --crops work/crops_dfdc_val \\
         --model bundled=models/default --model "seed 0=work/seed_0/model" --seed-run "seed 0" … \\
