@@ -75,5 +75,14 @@ done
 cp "$WORK/robust_test/robustness.json" "$WORK/robust_test/robustness.csv" models/default.new/evaluation/test/
 cp "$WORK/pool.csv" models/default.new/evaluation/
 cp "$WORK/study/study.json" "$WORK/study/study.md" models/default.new/evaluation/study/
+# model.json names the model it replaces: the last commit that changed models/default (git show it).
+PREVIOUS=$(git log -1 --format=%H -- models/default 2>/dev/null || true)
+$PY - models/default.new/model.json "$PREVIOUS" <<'PY'
+import json, sys
+path, commit = sys.argv[1], sys.argv[2]
+card = json.load(open(path))
+card["replaces"] = {"commit": commit or None, "restore": f"git checkout {commit} -- models/default" if commit else None}
+json.dump(card, open(path, "w"), indent=1)
+PY
 rm -rf models/default && mv models/default.new models/default
 echo "models/default updated" >&2
