@@ -59,6 +59,9 @@ $PY -m detector evaluate --model "$RUN/model" --data "$DATA/manifest.csv" --spli
     --out "$WORK/val"
 $PY -m detector evaluate --model "$RUN/model" --data "$DATA/manifest.csv" --split "$WORK/split.csv" --subset test \
     --out "$WORK/test" --record
+# The model it replaces on the same held-out clips: reported beside it, never a contest (it ships by the rule).
+$PY -m detector evaluate --model "$WORK/bundled" --data "$DATA/manifest.csv" --split "$WORK/split.csv" --subset test \
+    --out "$WORK/test_previous"
 $PY -m detector robustness --model "$RUN/model" --data "$DATA/manifest.csv" --split "$WORK/split.csv" \
     --subset test --degrade crf23 --degrade crf32 --degrade crf40 --degrade 360p --out "$WORK/robust_test"
 if [ "${INSTALL:-1}" = 0 ]; then
@@ -67,8 +70,8 @@ if [ "${INSTALL:-1}" = 0 ]; then
 fi
 rm -rf models/default.new && cp -r "$RUN/model" models/default.new
 cp "$WORK/split.csv" "$RUN/self_blend_samples.png" "$RUN/log.csv" "$RUN/curves.png" models/default.new/
-mkdir -p models/default.new/evaluation/{val,test,study}
-for side in val test; do
+mkdir -p models/default.new/evaluation/{val,test,test_previous,study}
+for side in val test test_previous; do
   cp "$WORK/$side/metrics.json" "$WORK/$side/predictions.csv" "$WORK/$side/roc.png" "$WORK/$side/scores.png" \
      models/default.new/evaluation/$side/
 done
