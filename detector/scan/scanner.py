@@ -314,7 +314,7 @@ class Scanner:
         limit = self._stuck_after()
         while not job.done.wait(None if limit is None else 0.5):
             if job.started is not None and time.monotonic() - job.started > limit:
-                faces.replace_stuck()
+                faces.replace_stuck(job)
                 found = dict(_stat(job.path), status=Status.ERROR,
                              error=self._timed_out("decoding or finding faces (stuck; left running)"))
                 return _Front(job.path, time.perf_counter() - limit, found, None)
@@ -418,6 +418,7 @@ class _Job:
     def __init__(self, path: Path):
         self.path = path
         self.started: float | None = None  # time.monotonic() when a worker took it
+        self.worker: threading.Thread | None = None
         self.done = threading.Event()
         self.front: _Front | None = None
         self.error: BaseException | None = None
@@ -426,7 +427,7 @@ class _Job:
     def run(self, work: Callable[[Path], _Front]) -> None:
         try:
             if not self.cancelled:
-                self.started = time.monotonic()
+                self.worker, self.started = threading.current_thread(), time.monotonic()
                 self.front = work(self.path)
         except BaseException as exc:  # handed to the thread waiting for it
             self.error = exc
@@ -440,13 +441,13 @@ class _FaceWorkers:
     the batch or the end of the process: `replace_stuck` starts another in its place."""
 
     def __init__(self, work: Callable[[Path], _Front], workers: int):
-        self.work, self.jobs, self.threads = work, queue.SimpleQueue(), 0
+        self.work, self.jobs, self.threads = work, queue.SimpleQueue(), []
         for _ in range(workers):
             self._start()
 
     def _start(self) -> None:
-        threading.Thread(target=self._serve, daemon=True, name="faces").start()
-        self.threads += 1
+        self.threads.append(threading.Thread(target=self._serve, daemon=True, name="faces"))
+        self.threads[-1].start()
 
     def _serve(self) -> None:
         while (job := self.jobs.get()) is not None:
@@ -457,20 +458,19 @@ class _FaceWorkers:
         self.jobs.put(job)
         return job
 
-    def replace_stuck(self) -> None:
-        self.threads -= 1  # the stuck one takes no more jobs: its None goes to a live one
+    def replace_stuck(self, job: _Job) -> None:
+        self.threads.remove(job.worker)  # it takes no more jobs, and is not waited for
         self._start()
 
     def close(self, pending: Iterable[_Job], stuck_after: float | None) -> None:
-        """Drop the jobs not started, wait (up to `stuck_after` seconds each) for those running,
-        and let the threads end."""
-        pending = list(pending)
+        """Drop the jobs not started, and end the threads once done with those running (waiting up
+        to `stuck_after` seconds for each: daemon threads busy in torch at exit can abort it)."""
         for job in pending:
             job.cancelled = True
-        for job in pending:
-            job.done.wait(stuck_after)
-        for _ in range(self.threads):
+        for _ in self.threads:
             self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(stuck_after)
 
 
 def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:

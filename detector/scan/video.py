@@ -159,7 +159,7 @@ def probe(path: Path, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     if m := re.search(r"Picture size (\d+)x(\d+) (?:exceeds|is invalid)", text):  # a decoder refused a frame
         width, height = int(m[1]), int(m[2])
         _check_pixels(width, height, max_pixels, "a video frame declares")
-        raise VideoError(f"a video frame declares {width}x{height} pixels, more than ffmpeg decodes")
+        raise VideoError(f"a video frame declares {width} × {height} pixels, more than ffmpeg decodes")
     streams = re.findall(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)", text)
     if not streams:
         if "Audio:" in text:
@@ -477,7 +477,7 @@ def _check_declared(path: Path, max_pixels: int) -> str | None:
 
 def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
     if width * height > max_pixels:
-        raise VideoError(f"{what} {width}x{height} pixels ({width * height / 1e6:,.0f} megapixels), over the limit "
+        raise VideoError(f"{what} {width} × {height} pixels ({width * height / 1e6:,.0f} megapixels), over the limit "
                          f"of {max_pixels / 1e6:g} megapixels (--max-megapixels raises it); not decoded")
 
 
