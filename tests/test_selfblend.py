@@ -201,17 +201,17 @@ def test_each_self_blend_trains_beside_its_own_real(photo_crops, augmented):
     (corners), with the same augmentation drawn for both, and differ in the face; a fake never
     agrees with another photo's real."""
     from detector.training.augment import AugmentConfig
-    from detector.training.train import CropSampler, TrainConfig
+    from detector.training.batches import CropSampler
 
     assert all(r.mesh is not None and r.region is not None for r in photo_crops)
     # every op but those that read the picture itself (contrast about its mean, cutout's fill, JPEG's blocks)
     off = dict.fromkeys(("crop_p", "flip_p", "colour_p", "blur_p", "downscale_p", "noise_p", "cutout_p", "jpeg_p"), 0.0)
     augmentation = AugmentConfig(**{**off, "crop_p": 1.0, "flip_p": 0.5, "blur_p": 0.5,
                                     "downscale_p": 0.5, "noise_p": 0.5}) if augmented else AugmentConfig(**off)
-    sampler = CropSampler(photo_crops, TrainConfig(batch_size=12, sbi="only", h264_p=0.0),
-                          np.random.default_rng(0), augmentation)
-    for _ in range(3):
-        x, labels = sampler.batch()
+    sampler = CropSampler(photo_crops, batch_size=12, sbi="only", seed=0, h264_p=0.0, augmentation=augmentation)
+    for step in range(3):
+        batch = sampler.batch(step)
+        x, labels = batch.x.astype(np.float32) / 255, batch.y
         n = len(x) // 2
         assert list(labels) == [0] * n + [1] * n
         corners = np.concatenate([x[:, -8:, :8], x[:, -8:, -8:]], axis=2).reshape(len(x), -1)
@@ -226,10 +226,12 @@ def test_sampler_without_meshes_says_how_to_get_them(photo_crops):
     """Crops built before source regions (or whose faces gave no mesh) cannot make self-blends."""
     import dataclasses
 
-    from detector.training.train import CropSampler, TrainConfig
+    from detector.training.batches import CropSampler
 
     bare = [dataclasses.replace(r, region=None, region_box=None, mesh=None) for r in photo_crops]
     with pytest.raises(ValueError, match="source regions and face meshes"):
-        CropSampler(bare, TrainConfig(batch_size=4), np.random.default_rng(0))
+        CropSampler(bare, batch_size=4, sbi="mix", seed=0, h264_p=0.0)
     with pytest.raises(ValueError, match="even"):
-        CropSampler(photo_crops, TrainConfig(batch_size=5), np.random.default_rng(0))
+        CropSampler(photo_crops, batch_size=5, sbi="mix", seed=0, h264_p=0.0)
+    with pytest.raises(ValueError, match="labelled fake"):  # photos alone have no labelled fakes for a second head
+        CropSampler(photo_crops, batch_size=8, sbi="heads", seed=0, h264_p=0.0, labelled_share=0.25)

@@ -203,12 +203,13 @@ def test_fine_tuning_phases_and_batch_norm(tmp_path):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((8, 64, 64, 3), dtype=np.float32))
     y = tf.constant([0, 1] * 4, tf.int32)
+    head, seed = tf.zeros(8, tf.int32), tf.constant([0, 0], tf.int64)
 
     def run(model, phase, config):
         set_phase(model, phase, config)
         step = step_function(model, make_optimizer(config, 1e-2), config)
         for _ in range(3):
-            step(x, y)
+            step(x, y, head, seed)
 
     def weights(model, kind):
         backbone = model.get_layer("backbone")
@@ -237,11 +238,12 @@ def test_fine_tuning_phases_and_batch_norm(tmp_path):
 
 def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path, astronaut_face):
     """A source without labelled fakes still yields fakes (self-blends of its reals), so no source
-    is all-real; with --sbi off such a source cannot make pairs and is left out."""
+    is all-real; with --sbi off such a source cannot make pairs and is left out. With --sbi heads the
+    labelled pairs come last, marked for the second head. A batch depends on its step alone."""
     import cv2
 
     from detector.data.crops import CropRecord
-    from detector.training.train import CropSampler, TrainConfig
+    from detector.training.batches import BLEND_HEAD, LABELLED_HEAD, CropSampler
 
     face = np.full((64, 64, 3), 128, np.uint8)
     landmarks = np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], np.float32)
@@ -258,15 +260,23 @@ def test_sampler_pairs_reals_and_fakes_from_the_same_source(tmp_path, astronaut_
 
     records = [record(i, 0, "clips") for i in range(3)] + [record(i, 1, "clips") for i in range(3)]
     records += [record(i, 0, "photos") for i in range(3)]
-    rng = np.random.default_rng(0)
-    assert CropSampler(records, TrainConfig(batch_size=4, h264_p=0.0), rng).sources == ["clips", "photos"]
-    assert CropSampler(records, TrainConfig(batch_size=4, sbi="off"), rng).sources == ["clips"]
+
+    def sampler(**kwargs):
+        return CropSampler(records, **{"batch_size": 4, "sbi": "mix", "seed": 0, "h264_p": 0.0, **kwargs})
+
+    assert sampler().sources == ["clips", "photos"]
+    assert sampler(sbi="off").sources == ["clips"]
     # sources are drawn by the square root of their size: 6 clips' items against 3 photos
-    weights = CropSampler(records, TrainConfig(batch_size=4), rng).weights
-    np.testing.assert_allclose(weights, np.sqrt([6, 3]) / np.sqrt([6, 3]).sum())
-    x, labels = CropSampler(records, TrainConfig(batch_size=6, h264_p=1.0), rng).batch()
-    assert x.shape == (6, 64, 64, 3) and x.dtype == np.float32 and list(labels) == [0, 0, 0, 1, 1, 1]
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_allclose(sampler().weights, np.sqrt([6, 3]) / np.sqrt([6, 3]).sum())
+    batch = sampler(batch_size=6, h264_p=1.0).batch(7)
+    assert batch.x.shape == (6, 64, 64, 3) and batch.x.dtype == np.uint8 and list(batch.y) == [0, 0, 0, 1, 1, 1]
+    assert list(batch.head) == [BLEND_HEAD] * 6
+    again = sampler(batch_size=6, h264_p=1.0)
+    again.batch(3)
+    assert np.array_equal(again.batch(7).x, batch.x)  # the same step, the same batch, whatever came before
+    heads = sampler(sbi="heads", batch_size=8, labelled_share=0.5)
+    assert heads.sources == ["clips", "photos"] and heads.labelled_sources == ["clips"]
+    assert list(heads.batch(0).head) == [BLEND_HEAD, BLEND_HEAD, LABELLED_HEAD, LABELLED_HEAD] * 2
 
 
 @pytest.mark.slow
@@ -332,24 +342,31 @@ def test_calibrate_writes_the_model_json_the_scanner_reads(trained, tmp_path):
 def test_training_stops_when_the_network_collapses_or_diverges():
     """A network that scores every crop alike for COLLAPSE_STEPS batches (dead final activations), or
     whose loss is no number, stops the run with a reason instead of training on for an hour."""
-    from detector.training.train import COLLAPSE_SPREAD, COLLAPSE_STEPS, TrainingFailed, run_steps
+    from detector.training.batches import Batch
+    from detector.training.train import COLLAPSE_SPREAD, COLLAPSE_STEPS, Progress, TrainConfig, TrainingFailed, run_steps
 
-    batches = iter(lambda: (np.zeros((2, 8, 8, 3), np.float32), np.array([0, 1])), None)
+    def stream(n):
+        return iter(lambda: Batch(np.zeros((n, 8, 8, 3), np.uint8), np.arange(n, dtype=np.int32) % 2,
+                                  np.zeros(n, np.int32)), None)
 
     def steps(spreads, losses=None):
         spreads, losses = iter(spreads), iter(losses or [])
-        return lambda x, y: (next(losses, 0.69), 0.5, next(spreads))
+        return lambda x, y, head, seed: (next(losses, 0.69), 0.5, next(spreads))
+
+    def run(step, batches, last, desc):
+        progress = Progress.new()
+        finished = run_steps(step, batches, progress, last, TrainConfig(), desc, lambda: False)
+        return finished, progress.loss.numpy() / last, progress.accuracy.numpy() / last
 
     # a short flat stretch (a batch of near-identical crops) is not a collapse
     flat = [0.0] * (COLLAPSE_STEPS - 1)
-    loss, accuracy, _ = run_steps(steps([0.1] + flat + [0.1] + flat), batches, 2 * COLLAPSE_STEPS, "epoch 1/1")
-    assert loss == pytest.approx(0.69) and accuracy == 0.5
+    finished, loss, accuracy = run(steps([0.1] + flat + [0.1] + flat), stream(2), 2 * COLLAPSE_STEPS, "epoch 1/1")
+    assert finished and loss == pytest.approx(0.69) and accuracy == 0.5
     with pytest.raises(TrainingFailed, match=f"collapsed at epoch 1/1, step {COLLAPSE_STEPS + 3}.*--learning-rate"):
-        run_steps(steps([0.2, 0.1, 0.05] + [COLLAPSE_SPREAD / 2] * COLLAPSE_STEPS), batches, 100, "epoch 1/1")
-    singles = iter(lambda: (np.zeros((1, 8, 8, 3), np.float32), np.array([0])), None)  # --batch-size 1
-    run_steps(steps([0.0] * 3 * COLLAPSE_STEPS), singles, 3 * COLLAPSE_STEPS, "epoch 1/1")
+        run(steps([0.2, 0.1, 0.05] + [COLLAPSE_SPREAD / 2] * COLLAPSE_STEPS), stream(2), 100, "epoch 1/1")
+    run(steps([0.0] * 3 * COLLAPSE_STEPS), stream(1), 3 * COLLAPSE_STEPS, "epoch 1/1")  # --batch-size 1
     with pytest.raises(TrainingFailed, match="diverged at head, step 3: the loss is nan"):
-        run_steps(steps([0.1] * 5, [0.7, 0.6, float("nan")]), batches, 5, "head")
+        run(steps([0.1] * 5, [0.7, 0.6, float("nan")]), stream(2), 5, "head")
 
 
 @pytest.mark.slow
@@ -363,15 +380,18 @@ def test_weight_average_follows_the_weights_is_lent_to_the_network_and_checkpoin
     from detector.training.train import TrainConfig, WeightAverage, make_optimizer, step_function
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.layers.Flatten(input_shape=(4, 4, 3)), keras.layers.Dense(2, activation="softmax")])
-    config = TrainConfig(input_size=4, ema=0.2)
+    inputs = keras.Input((4, 4, 3))
+    backbone = keras.Sequential([keras.layers.Flatten(input_shape=(4, 4, 3))], name="backbone")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="p")(backbone(inputs)))
+    config = TrainConfig(input_size=4, ema=0.2, dropout=0.0)
     average = WeightAverage(model, config.ema)
     average.restart()
     expected = [w.numpy().copy() for w in model.weights]
     step = step_function(model, make_optimizer(config, 0.1), config, average)
     rng = np.random.default_rng(0)
     for n in range(4):
-        step(tf.constant(rng.random((4, 4, 4, 3), dtype=np.float32)), tf.constant([0, 1, 0, 1], tf.int32))
+        step(tf.constant(rng.random((4, 4, 4, 3), dtype=np.float32)), tf.constant([0, 1, 0, 1], tf.int32),
+             tf.zeros(4, tf.int32), tf.constant([0, n], tf.int64))
         decay = min(0.2, (1 + n) / (10 + n))  # 0.1, 0.18, then 0.2 (capped)
         expected = [decay * e + (1 - decay) * w.numpy() for e, w in zip(expected, model.weights)]
     own = [w.numpy().copy() for w in model.weights]
@@ -400,3 +420,36 @@ def test_keep_last_exports_the_final_epoch_whatever_validation_says(tiny_data):
     kept = json.loads((run / "best.json").read_text())
     card = json.loads((run / "model" / "model.json").read_text())
     assert kept["epoch"] == 3 and card["validation"]["epoch"] == 3 and card["config"]["keep"] == "last"
+
+
+@pytest.mark.slow
+def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_one_does(tiny_data, tmp_path):
+    """Checkpoints keep the step, both optimizers, the learning rate, the moving average and the
+    epoch's running sums; batches and dropout are functions of (seed, step). So a run stopped
+    mid-head-phase and again mid-epoch, resumed each time (once with its batches made in a worker
+    process), exports the same weights and logs the same epochs as one that ran straight through."""
+    import tf_keras
+
+    from detector.training.train import TrainConfig, train
+
+    _, _, out = tiny_data
+    config = TrainConfig(sbi="heads", labelled_share=0.5, head_steps=2, epochs=2, steps_per_epoch=2, batch_size=4,
+                         input_size=64, warmup_steps=1, val_fraction=0.5, seed=5, ema=0.5, keep="last", h264_p=0.5)
+    straight = train([out], tmp_path / "straight", config, workers=0)
+    cut = tmp_path / "cut"
+    assert train([out], cut, config, workers=0, stop_after_steps=1) is None
+    assert train([out], cut, config, resume=True, workers=1, stop_after_steps=3) is None
+    assert not (cut / "log.csv").exists()  # stopped inside the first epoch
+    resumed = train([out], cut, config, resume=True, workers=0)
+    a, b = (tf_keras.models.load_model(str(folder), compile=False).get_weights() for folder in (straight, resumed))
+    assert len(a) == len(b) and all(np.allclose(u, v, rtol=0, atol=1e-6) for u, v in zip(a, b))
+    columns = ("epoch", "train_loss", "train_accuracy", "val_video_auc", "val_video_auc_blend", "learning_rate")
+    assert [[row[c] for c in columns] for row in read_csv(cut / "log.csv")] == \
+           [[row[c] for c in columns] for row in read_csv(tmp_path / "straight" / "log.csv")]
+    for head in ("blend", "labelled"):  # each head alone, exported beside the fused network
+        assert (cut / "heads" / head / "model.json").exists()
+
+
+def read_csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))

@@ -133,9 +133,17 @@ def efficientnetv2_b0(input_size: int = 224, imagenet: bool = False) -> keras.Mo
     return keras.Model(inputs, backbone(x), name="efficientnetv2_b0")
 
 
+HEADS = {1: ("p",), 2: ("blend", "labelled")}  # the classifier layers, by number of heads
+
+
 def build_detector(arch: str = "efficientnet-lite0", input_size: int = 224, dropout: float = 0.2,
-                   imagenet: bool = False) -> keras.Model:
-    """Backbone + dropout + 2-way softmax named "p"; the input is named "image" for a stable signature."""
+                   imagenet: bool = False, heads: int = 1) -> keras.Model:
+    """Backbone + dropout + a 2-way softmax named "p"; the input is named "image" for a stable signature.
+
+    With two heads, two linear 2-way heads share the backbone: "blend", trained on self-blends,
+    and "labelled", trained on labelled fakes. "p" is the softmax of their logits' mean: equal
+    weights, fixed before any training, so nothing about the fusion is fitted on validation, and
+    the SavedModel keeps the original contract."""
     if arch == "efficientnet-lite0":
         backbone = efficientnet_lite0(input_size)
         if imagenet:
@@ -144,11 +152,29 @@ def build_detector(arch: str = "efficientnet-lite0", input_size: int = 224, drop
         backbone = efficientnetv2_b0(input_size, imagenet)
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    if heads not in HEADS:
+        raise ValueError(f"a detector has 1 or 2 heads, not {heads}")
     backbone._name = "backbone"
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = keras.layers.Dropout(dropout, name="head_dropout")(backbone(inputs))
-    outputs = keras.layers.Dense(2, activation="softmax", name="p")(x)
+    if heads == 1:
+        outputs = keras.layers.Dense(2, activation="softmax", name="p")(x)
+    else:
+        logits = [keras.layers.Dense(2, name=name)(x) for name in HEADS[2]]
+        outputs = keras.layers.Softmax(name="p")(keras.layers.Average(name="fused")(logits))
     return keras.Model(inputs, outputs, name=f"deepfake_{arch.replace('-', '_')}")
+
+
+def head_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The classifier layers of a network from build_detector, the self-blend head first."""
+    names = {layer.name for layer in model.layers}
+    return [model.get_layer(name) for name in (HEADS[2] if set(HEADS[2]) <= names else HEADS[1])]
+
+
+def head_probabilities(layer: keras.layers.Layer, features):
+    """A head's 2-way softmax on backbone features (single-head networks apply it in the layer)."""
+    out = layer(features)
+    return out if layer.name == "p" else keras.activations.softmax(out)
 
 
 def parameter_count(model: keras.Model) -> int:

@@ -13,7 +13,10 @@ Batches are balanced: half real crops, half fakes. Each real/fake pair comes fro
 size), so no source can stand in for a label; the fake
 is that source's labelled fake or a self-blended image made on the fly from a real face's source
 region (`--sbi`), and then that face is the pair's real, as the paper pairs them
-(detector.training.selfblend). Self-blends teach the blending boundary every face swap leaves
+(detector.training.selfblend); `--sbi heads` gives self-blends and labelled fakes a head each on
+one backbone and fuses their logits. Batches are made ahead in worker processes, each a function of
+(seed, step) (detector.training.batches), so a run checkpointed every few minutes and continued
+with `--resume` ends exactly where an uninterrupted one does. Self-blends teach the blending boundary every face swap leaves
 rather than one method's fingerprint. Clips are split by source identity into train, val and test; validation
 (crop- and video-level AUC) runs every epoch on val; the best epoch is exported (`--keep last`: the final one, so nothing is chosen on val) as a SavedModel
 in the original model's format with a model.json contract and data card. Test clips are left
@@ -26,9 +29,7 @@ import contextlib
 import csv
 import datetime
 import json
-import queue
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -39,18 +40,17 @@ from tqdm import tqdm
 from detector.evaluation.metrics import compute_metrics, pick_threshold
 from detector.files import atomic_open, atomic_write
 from detector.runtime import command_line, keras, tf
-from detector.training.augment import AugmentConfig, augment, h264_roundtrip
 from detector.data.crops import CropRecord, read_index
 from detector.data.datasets import LabelledVideo, official_test_paths, read_split_sides, split_sides, write_split
-from detector.training.networks import ARCHITECTURES, CONTRACT, build_detector
-from detector.training.selfblend import cut, sample_grid, self_blend
+from detector.training.batches import SBI_MODES, CropSampler, batches
+from detector.training.networks import ARCHITECTURES, CONTRACT, HEADS, build_detector, head_layers, head_probabilities
+from detector.training.selfblend import sample_grid
 from detector.scan.video import IMAGE_EXTENSIONS
 
-SBI_MODES = ("off", "mix", "only")
 BN_MODES = ("train", "frozen")
 KEEP_MODES = ("best", "last")
 LOG_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_crop_auc", "val_video_auc", "val_video_log_loss",
-               "learning_rate", "seconds", "crops_per_second")
+               "val_video_auc_blend", "val_video_auc_labelled", "learning_rate", "seconds", "crops_per_second")
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,13 @@ class TrainConfig:
     head_steps: int = 0  # first, this many steps train the head alone (backbone frozen)
     head_learning_rate: float = 1e-3
     bn: str = "train"  # train: batch-norm adapts to the new data; frozen: keeps the initial statistics
-    sbi: str = "mix"  # off: labelled fakes only; mix: half of the fakes self-blended; only: no labelled fakes
+    sbi: str = "mix"  # off: labelled fakes only; mix: half of the fakes self-blended; only: no labelled fakes;
+    # heads: self-blends train one head, labelled fakes a second one (labelled_share of the pairs), fused equally
+    labelled_share: float = 0.25
     h264_p: float = 0.25  # share of each batch re-encoded as H.264 at a random quality
     ema: float = 0.0  # decay of a moving average of the weights, validated and exported instead (0: off)
     keep: str = "best"  # best: the epoch of highest validation AUC is exported; last: the final epoch (a fixed schedule)
+    threshold: float = 0.0  # exported in model.json; 0: the one that best separates the validation videos
     dropout: float = 0.2
     label_smoothing: float = 0.05
     input_size: int = 224
@@ -78,119 +81,28 @@ class TrainConfig:
     seed: int = 0
 
 
+def heads(config: TrainConfig) -> int:
+    return 2 if config.sbi == "heads" else 1
+
+
 def initial_model(init: str | Path | None, config: TrainConfig) -> keras.Model:
     """A new network (`None`: random; "imagenet": pretrained backbone) or one to fine-tune:
     a SavedModel folder (tf_keras) or a weights file."""
     if init is None or str(init) == "imagenet":
-        return build_detector(config.arch, config.input_size, config.dropout, imagenet=init is not None)
+        return build_detector(config.arch, config.input_size, config.dropout, imagenet=init is not None,
+                              heads=heads(config))
     init = Path(init)
     if init.is_dir():
         return keras.models.load_model(str(init), compile=False)
-    model = build_detector(config.arch, config.input_size, config.dropout)
+    model = build_detector(config.arch, config.input_size, config.dropout, heads=heads(config))
     model.load_weights(str(init))
     return model
 
 
-class CropSampler:
-    """Balanced, augmented training batches of pairs: a real crop and a fake from the same source.
-
-    A self-blended fake is made from a real face's source region and comes with that very face
-    (as the paper pairs them), so the two differ only by the blend; a labelled fake comes with a
-    real crop of its source. Both crops of a pair get the same augmentation and re-encoding, so
-    nothing but the fake's traces tells them apart."""
-
-    def __init__(self, records: list[CropRecord], config: TrainConfig, rng: np.random.Generator,
-                 augmentation: AugmentConfig = AugmentConfig()):
-        if config.batch_size % 2:
-            raise ValueError(f"--batch-size must be even (pairs of a real and a fake), got {config.batch_size}")
-        self.reals: dict[str, list[CropRecord]] = {}
-        self.fakes: dict[str, list[CropRecord]] = {}
-        for record in records:
-            if record.label == 1 and config.sbi == "only":
-                continue
-            (self.fakes if record.label == 1 else self.reals).setdefault(record.dataset, []).append(record)
-        if not self.reals:
-            raise ValueError("training needs real crops (self-blended fakes are made from them)")
-        # Reals with a source region and a face mesh are the ones self-blends are made from.
-        self.blendable = {d: [r for r in pool if r.mesh is not None] for d, pool in self.reals.items()}
-        if config.sbi != "off" and not any(self.blendable.values()):
-            raise ValueError(f"--sbi {config.sbi} needs real crops with source regions and face meshes: "
-                             "build the crops again (deepfake-detector crops) into a new --out")
-        if config.sbi == "off" and not self.fakes:
-            raise ValueError("--sbi off needs labelled fake crops")
-        fakes_of = {"off": lambda d: self.fakes.get(d), "only": lambda d: self.blendable[d],
-                    "mix": lambda d: self.fakes.get(d) or self.blendable[d]}[config.sbi]
-        self.sources = sorted(d for d in self.reals if fakes_of(d))
-        if not self.sources:
-            raise ValueError("--sbi off needs real and fake crops from the same source")
-        # Sources are drawn in proportion to the square root of their number of clips or photos:
-        # a pool of thousands of photos does not drown a few dozen clips, nor are those clips
-        # repeated until they are learnt by heart.
-        sizes = np.array([len({r.video for r in self.reals[d] + self.fakes.get(d, [])}) for d in self.sources])
-        self.weights = np.sqrt(sizes) / np.sqrt(sizes).sum()
-        self.config, self.rng, self.augmentation = config, rng, augmentation
-        self._cache: dict[Path, np.ndarray] = {}
-
-    def _image(self, record: CropRecord) -> np.ndarray:
-        """Crops are small (224² PNG) and meshes smaller: keep them after the first use (regions
-        are larger, and read each time)."""
-        if record.crop not in self._cache:
-            self._cache[record.crop] = record.image()
-        return self._cache[record.crop]
-
-    def _mesh(self, record: CropRecord) -> np.ndarray:
-        if record.mesh not in self._cache:
-            self._cache[record.mesh] = np.load(record.mesh)
-        return self._cache[record.mesh]
-
-    def _pick(self, pool: list[CropRecord]) -> CropRecord:
-        return pool[self.rng.integers(len(pool))]
-
-    def _pair(self, source: str) -> tuple[np.ndarray, np.ndarray]:
-        """(real, fake) crops of one source: half the time (--sbi mix) or never (--sbi only) a
-        labelled fake, else a self-blend with the face it was made from."""
-        labelled, blendable = self.fakes.get(source), self.blendable[source]
-        if labelled and (self.config.sbi == "off" or not blendable or self.rng.random() < 0.5):
-            return self._image(self._pick(self.reals[source])), self._image(self._pick(labelled))
-        record = self._pick(blendable)
-        size = self._image(record).shape[0]
-        blend = self_blend(record.region_image(), self._mesh(record), self.rng)
-        return cut(blend.real, record.region_box, size), cut(blend.fake, record.region_box, size)
-
-    def batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """batch_size/2 reals, then their fakes in the same order (real i and fake i are a pair)."""
-        n = self.config.batch_size // 2
-        sources = [self.sources[i] for i in self.rng.choice(len(self.sources), size=n, p=self.weights)]
-        pairs = [self._pair(source) for source in sources]
-        seeds = self.rng.integers(2**63, size=n)  # one augmentation per pair, drawn alike for both
-        x = np.stack([augment(pair[k], np.random.default_rng(seed), self.augmentation)
-                      for k in (0, 1) for pair, seed in zip(pairs, seeds)])
-        recode = np.flatnonzero(self.rng.random(n) < self.config.h264_p)
-        if len(recode):
-            both = np.concatenate([recode, recode + n])
-            x[both] = h264_roundtrip(x[both], int(self.rng.integers(18, 41)))
-        return CONTRACT.to_input(x), np.array([0] * n + [1] * n)
-
-
-def prefetch(make, size: int = 4):
-    """Make batches on a thread while the network trains on the last one (cv2, numpy and ffmpeg
-    release the GIL). One producer, so the batches come in the same order as without it."""
-    batches: queue.Queue = queue.Queue(size)
-
-    def produce():
-        while True:
-            try:
-                batches.put(make())
-            except BaseException as exc:  # hand the failure to the consumer
-                batches.put(exc)
-                return
-
-    threading.Thread(target=produce, daemon=True).start()
-    while True:
-        item = batches.get()
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+def sampler_kwargs(records: list[CropRecord], config: TrainConfig) -> dict:
+    """What a CropSampler (detector.training.batches) needs of a run: plain values, sent to its workers."""
+    return dict(records=records, batch_size=config.batch_size, sbi=config.sbi, seed=config.seed,
+                h264_p=config.h264_p, labelled_share=config.labelled_share)
 
 
 def write_blend_samples(sampler: CropSampler, png: Path, seed: int) -> None:
@@ -200,32 +112,49 @@ def write_blend_samples(sampler: CropSampler, png: Path, seed: int) -> None:
     picked = [pool[i] for i in range(6) for pool in pools if i < len(pool)][:6]
     if picked:
         sample_grid([(r.region_image(), np.load(r.mesh), r.region_box) for r in picked], png,
-                    size=sampler._image(picked[0]).shape[0], seed=seed)
+                    size=sampler.image(picked[0]).shape[0], seed=seed)
+
+
+def scorer(model: keras.Model) -> keras.Model:
+    """The network giving p(fake) of the fused output and of each head (one column each)."""
+    outputs = [model.output[:, CONTRACT.fake_index]]
+    layers = head_layers(model)
+    if len(layers) > 1:
+        outputs += [keras.layers.Softmax()(layer.output)[:, CONTRACT.fake_index] for layer in layers]
+    return keras.Model(model.input, keras.layers.Concatenate()([keras.layers.Reshape((1,))(o) for o in outputs]))
 
 
 def predict(model: keras.Model, records: list[CropRecord], batch_size: int = 32) -> np.ndarray:
-    scores = []
+    """p(fake) per crop: one column, the fused output, and one per head where there are two."""
+    scores, score = [], scorer(model)
     for start in range(0, len(records), batch_size):
         x = CONTRACT.to_input(np.stack([r.image() for r in records[start:start + batch_size]]))
-        scores.append(CONTRACT.p_fake(model(x, training=False).numpy()))
-    return np.concatenate(scores) if scores else np.zeros(0)
+        scores.append(score(x, training=False).numpy())
+    return np.concatenate(scores) if scores else np.zeros((0, 1))
 
 
 def validate(model: keras.Model, records: list[CropRecord]) -> dict:
-    """Crop- and video-level metrics; a video's score is its crops' mean, as the scanner's one-face case."""
+    """Crop- and video-level metrics; a video's score is its crops' mean, as the scanner's one-face case.
+    With two heads, each head's video AUC too (video_auc_blend, video_auc_labelled)."""
     if not records:
         return {}
-    scores = predict(model, records)
+    columns = predict(model, records)
     labels = np.array([r.label for r in records])
     videos = sorted({r.video for r in records})
-    video_scores = np.array([scores[[r.video == v for r in records]].mean() for v in videos])
+    members = [np.array([r.video == v for r in records]) for v in videos]
     video_labels = np.array([next(r.label for r in records if r.video == v) for v in videos])
+    scores = columns[:, 0]
+    video_scores = np.array([scores[m].mean() for m in members])
     crop_m = compute_metrics(labels, scores, 0.5)
     video_m = compute_metrics(video_labels, video_scores, 0.5)
     threshold = pick_threshold(video_labels, video_scores) if video_m.auc is not None else 0.5
-    return {"crop_auc": crop_m.auc, "crop_log_loss": crop_m.log_loss, "video_auc": video_m.auc,
-            "video_log_loss": video_m.log_loss, "video_accuracy": video_m.accuracy, "threshold": threshold,
-            "n_val_videos": len(videos), "n_val_crops": len(records)}
+    metrics = {"crop_auc": crop_m.auc, "crop_log_loss": crop_m.log_loss, "video_auc": video_m.auc,
+               "video_log_loss": video_m.log_loss, "video_accuracy": video_m.accuracy, "threshold": threshold,
+               "n_val_videos": len(videos), "n_val_crops": len(records)}
+    for k, name in enumerate(HEADS[2] if columns.shape[1] > 1 else (), start=1):
+        head_scores = np.array([columns[m, k].mean() for m in members])
+        metrics[f"video_auc_{name}"] = compute_metrics(video_labels, head_scores, 0.5).auc
+    return metrics
 
 
 def split_records(records: list[CropRecord], split: Path | None, config: TrainConfig) -> tuple[list, list, dict]:
@@ -293,20 +222,33 @@ def set_phase(model: keras.Model, phase: str, config: TrainConfig) -> None:
 def step_function(model: keras.Model, optimizer: keras.optimizers.Optimizer, config: TrainConfig,
                   average: WeightAverage | None = None):
     """One compiled training step over the variables trainable now (call again after set_phase),
-    folding the new weights into `average` where there is one."""
-    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    folding the new weights into `average` where there is one.
+
+    The step takes the batch, each crop's head and a seed: dropout is drawn from the seed (the
+    trainer passes [seed, step]), so a resumed run drops the same features an uninterrupted one
+    does. Each head's loss is the mean over its own crops; the network's is their sum."""
+    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing,
+                                                   reduction=keras.losses.Reduction.NONE)
+    backbone, layers = model.get_layer("backbone"), head_layers(model)
     variables = model.trainable_variables
 
     @tf.function
-    def step(x, y):
+    def step(x, y, head, seed):
         with tf.GradientTape() as tape:
-            p = model(x, training=True)
-            loss = loss_fn(tf.one_hot(y, 2), p)
+            features = backbone(x, training=True)
+            if config.dropout:
+                features = tf.nn.experimental.stateless_dropout(features, config.dropout, seed)
+            loss, p_own = 0.0, tf.zeros(tf.shape(y), tf.float32)
+            for k, layer in enumerate(layers):
+                p = head_probabilities(layer, features)
+                mine = tf.cast(tf.equal(head, k), tf.float32)
+                loss += tf.reduce_sum(loss_fn(tf.one_hot(y, 2), p) * mine) / tf.maximum(tf.reduce_sum(mine), 1.0)
+                p_own += mine * p[:, CONTRACT.fake_index]
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         if average is not None:
             average.update()
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=tf.int32), y), tf.float32))
-        return loss, accuracy, tf.math.reduce_std(p[:, CONTRACT.fake_index])
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.cast(p_own >= 0.5, tf.int32), y), tf.float32))
+        return loss, accuracy, tf.math.reduce_std(p_own)
 
     return step
 
@@ -363,29 +305,59 @@ COLLAPSE_SPREAD = 1e-4
 COLLAPSE_STEPS = 25  # batches in a row
 
 
-def run_steps(step, batches, n: int, desc: str) -> tuple[float, float, float]:
-    """Train n steps; returns mean loss, mean accuracy and seconds. Raises TrainingFailed as soon
-    as the loss is not finite or the network has collapsed, rather than train a dead network on."""
-    started = time.perf_counter()
-    losses, accuracies, flat = [], [], 0
-    bar = tqdm(range(n), desc=desc, file=sys.stderr)
+@dataclass
+class Progress:
+    """Where a run stands, kept in its checkpoint so --resume goes on from the very step: the steps
+    done (head phase first) and the running sums of the epoch under way."""
+    step: tf.Variable
+    loss: tf.Variable
+    accuracy: tf.Variable
+    seconds: tf.Variable
+
+    @classmethod
+    def new(cls) -> "Progress":
+        return cls(tf.Variable(0, dtype=tf.int64), *(tf.Variable(0.0, dtype=tf.float64) for _ in range(3)))
+
+    def reset(self) -> None:
+        for sums in (self.loss, self.accuracy, self.seconds):
+            sums.assign(0.0)
+
+
+def run_steps(step, batches, progress: Progress, last: int, config: TrainConfig, desc: str, save) -> bool:
+    """Train from progress.step up to global step `last`, calling save() whenever it asks to
+    (it returns True to stop the run there). Returns False if the run was stopped early.
+    Raises TrainingFailed as soon as the loss is not finite or the network has collapsed, rather
+    than train a dead network on."""
+    flat = 0
+    first = int(progress.step.numpy())
+    bar = tqdm(range(first, last), desc=desc, file=sys.stderr)
+    recent: list[tuple[float, float]] = []
     for i in bar:
-        x, y = next(batches)
-        loss, accuracy, spread = (float(v) for v in step(tf.constant(x), tf.constant(y, tf.int32)))
+        started = time.perf_counter()
+        batch = next(batches)
+        loss, accuracy, spread = (float(v) for v in step(
+            tf.constant(CONTRACT.to_input(batch.x)), tf.constant(batch.y), tf.constant(batch.head),
+            tf.constant([config.seed, i], tf.int64)))
         if not np.isfinite(loss):
             raise TrainingFailed(f"training diverged at {desc}, step {i + 1}: the loss is {loss}. Nothing was exported; "
                                  "start again with a lower --learning-rate.")
-        flat = flat + 1 if len(x) > 1 and spread < COLLAPSE_SPREAD else 0  # one crop has no spread
+        flat = flat + 1 if len(batch.x) > 1 and spread < COLLAPSE_SPREAD else 0  # one crop has no spread
         if flat >= COLLAPSE_STEPS:
             raise TrainingFailed(
                 f"training collapsed at {desc}, step {i + 1}: for {COLLAPSE_STEPS} batches in a row the network has "
                 "given every crop the same score (its last activations have died), and it cannot recover. Nothing was "
-                "exported. Start again in a new --out (or --resume from the last finished epoch, if there is one) "
+                "exported. Start again in a new --out (or --resume from the last checkpoint, if there is one) "
                 "with a lower --learning-rate or another --seed.")
-        losses.append(loss)
-        accuracies.append(accuracy)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accuracies[-20:]):.2f}")
-    return float(np.mean(losses)), float(np.mean(accuracies)), time.perf_counter() - started
+        progress.loss.assign_add(loss)
+        progress.accuracy.assign_add(accuracy)
+        progress.seconds.assign_add(time.perf_counter() - started)
+        progress.step.assign(i + 1)
+        recent = (recent + [(loss, accuracy)])[-20:]
+        bar.set_postfix(loss=f"{np.mean([r[0] for r in recent]):.3f}", acc=f"{np.mean([r[1] for r in recent]):.2f}")
+        if save():
+            bar.close()
+            return False
+    return True
 
 
 def read_log(path: Path) -> list[dict]:
@@ -403,68 +375,109 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 
 def train(crops: list[Path], out: Path, config: TrainConfig, split: Path | None = None,
-          init: str | Path | None = None, resume: bool = False, command: str = "") -> Path:
-    """Run the training; returns the exported SavedModel folder (out/model)."""
+          init: str | Path | None = None, resume: bool = False, command: str = "", workers: int = 1,
+          checkpoint_minutes: float = 5.0, stop_after_minutes: float | None = None,
+          stop_after_steps: int | None = None) -> Path | None:
+    """Run the training; returns the exported SavedModel folder (out/model), or None where the run
+    stopped early (stop_after_minutes or stop_after_steps) with a checkpoint that --resume continues.
+
+    A checkpoint (weights, both optimizers, the moving average, the step and the epoch's running
+    sums) is written every checkpoint_minutes and at each epoch's end. Batch k and its dropout
+    are functions of (seed, k), so a resumed run goes on exactly as an uninterrupted one."""
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     records = [r for folder in crops for r in read_index(folder)]
     train_records, val_records, split_info = split_records(records, split or out / "split.csv", config)
-    sampler = CropSampler(train_records, config, rng)
-    write_blend_samples(sampler, out / "self_blend_samples.png", config.seed)
+    kwargs = sampler_kwargs(train_records, config)
+    sampler = CropSampler(**kwargs)  # checks the crops here, before any worker starts
+    if not resume or not (out / "self_blend_samples.png").exists():
+        write_blend_samples(sampler, out / "self_blend_samples.png", config.seed)
 
     model = initial_model(init, config)
     schedule = learning_rate(config)
     optimizer = make_optimizer(config, schedule)
     head_optimizer = make_optimizer(config, config.head_learning_rate)
-    epoch_var = tf.Variable(0, dtype=tf.int64)
+    progress = Progress.new()
     best_var = tf.Variable(-1.0, dtype=tf.float64)
     average = WeightAverage(model, config.ema) if config.ema > 0 else None
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, head_optimizer=head_optimizer,
-                                     epoch=epoch_var, best=best_var,
+                                     step=progress.step, loss_sum=progress.loss, accuracy_sum=progress.accuracy,
+                                     seconds=progress.seconds, best=best_var,
                                      **({"average": average.state} if average else {}))
-    manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=1)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=2)
     if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} after epoch {int(epoch_var.numpy())}", file=sys.stderr)
-        sampler.rng = np.random.default_rng([config.seed, int(epoch_var.numpy())])
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        print(f"resumed from {manager.latest_checkpoint} at step {int(progress.step.numpy())}", file=sys.stderr)
+    head_steps, per_epoch = config.head_steps, config.steps_per_epoch
+    total = head_steps + config.epochs * per_epoch
+    done_epochs = max(0, int(progress.step.numpy()) - head_steps) // per_epoch
     log_path = out / "log.csv"
-    log_rows = read_log(log_path) if resume else []
-    batches = prefetch(sampler.batch)
+    log_rows = [row for row in read_log(log_path) if int(row["epoch"]) <= done_epochs] if resume else []
 
-    if config.head_steps and int(epoch_var.numpy()) == 0:
-        set_phase(model, "head", config)
-        loss, accuracy, _ = run_steps(step_function(model, head_optimizer, config), batches, config.head_steps, "head")
-        print(f"head: loss {loss:.3f}, accuracy {accuracy:.2f}", file=sys.stderr)
-    set_phase(model, "all", config)
-    if average and int(epoch_var.numpy()) == 0:
-        average.restart()
-    step = step_function(model, optimizer, config, average)
-    for epoch in range(int(epoch_var.numpy()), config.epochs):
-        loss, accuracy, seconds = run_steps(step, batches, config.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
-        with average.applied() if average else contextlib.nullcontext():
-            metrics = validate(model, val_records)
-            score = metrics.get("video_auc") or metrics.get("crop_auc") or 0.0
-            if config.keep == "last" or score >= best_var.numpy() or not val_records:
-                best_var.assign(score)
-                model.save_weights(str(out / "best.weights.h5"))
-                atomic_write(out / "best.json", json.dumps({"epoch": epoch + 1, **metrics}, indent=1))
-        speed = config.steps_per_epoch * config.batch_size / seconds
-        log_rows.append({
-            "epoch": epoch + 1, "train_loss": f"{loss:.4f}", "train_accuracy": f"{accuracy:.4f}",
-            "val_crop_auc": _fmt(metrics.get("crop_auc")), "val_video_auc": _fmt(metrics.get("video_auc")),
-            "val_video_log_loss": _fmt(metrics.get("video_log_loss")),
-            "learning_rate": f"{float(schedule(optimizer.iterations)):.2e}", "seconds": f"{seconds:.1f}",
-            "crops_per_second": f"{speed:.1f}"})
-        write_log(log_path, log_rows)
-        plot_curves(log_rows, out / "curves.png")
-        epoch_var.assign(epoch + 1)
-        manager.save()
-        print(f"epoch {epoch + 1}: loss {loss:.3f}, val video AUC {_fmt(metrics.get('video_auc'))}, "
-              f"crop AUC {_fmt(metrics.get('crop_auc'))}, {speed:.1f} crops/s", file=sys.stderr)
+    started = last_save = time.monotonic()
+
+    def save(force: bool = False) -> bool:
+        """Checkpoint when it is time (or forced); True when the run is to stop here."""
+        nonlocal last_save
+        now = time.monotonic()
+        stop = ((stop_after_steps is not None and int(progress.step.numpy()) >= stop_after_steps)
+                or (stop_after_minutes is not None and now - started >= 60 * stop_after_minutes))
+        if force or stop or now - last_save >= 60 * checkpoint_minutes:
+            manager.save(checkpoint_number=int(progress.step.numpy()))
+            last_save = now
+        return stop
+
+    stream = batches(kwargs, int(progress.step.numpy()), total, workers)
+    try:
+        if int(progress.step.numpy()) < head_steps:
+            set_phase(model, "head", config)
+            if not run_steps(step_function(model, head_optimizer, config), stream, progress, head_steps, config,
+                             "head", save):
+                return None
+            print(f"head: loss {progress.loss.numpy() / head_steps:.3f}, "
+                  f"accuracy {progress.accuracy.numpy() / head_steps:.2f}", file=sys.stderr)
+            progress.reset()
+            if save(force=True):
+                return None
+        set_phase(model, "all", config)
+        if int(progress.step.numpy()) == head_steps:  # the whole network's phase starts (again: the same)
+            progress.reset()
+            if average:
+                average.restart()
+        step = step_function(model, optimizer, config, average)
+        while int(progress.step.numpy()) < total:
+            epoch = (int(progress.step.numpy()) - head_steps) // per_epoch
+            if not run_steps(step, stream, progress, head_steps + (epoch + 1) * per_epoch, config,
+                             f"epoch {epoch + 1}/{config.epochs}", save):
+                return None
+            with average.applied() if average else contextlib.nullcontext():
+                metrics = validate(model, val_records)
+                score = metrics.get("video_auc") or metrics.get("crop_auc") or 0.0
+                if config.keep == "last" or score >= best_var.numpy() or not val_records:
+                    best_var.assign(score)
+                    model.save_weights(str(out / "best.weights.h5"))
+                    atomic_write(out / "best.json", json.dumps({"epoch": epoch + 1, **metrics}, indent=1))
+            loss, accuracy = progress.loss.numpy() / per_epoch, progress.accuracy.numpy() / per_epoch
+            speed = per_epoch * config.batch_size / max(progress.seconds.numpy(), 1e-9)
+            log_rows.append({
+                "epoch": epoch + 1, "train_loss": f"{loss:.4f}", "train_accuracy": f"{accuracy:.4f}",
+                **{f"val_{key}": _fmt(metrics.get(key)) for key in
+                   ("crop_auc", "video_auc", "video_log_loss", "video_auc_blend", "video_auc_labelled")},
+                "learning_rate": f"{float(schedule(optimizer.iterations)):.2e}",
+                "seconds": f"{progress.seconds.numpy():.1f}", "crops_per_second": f"{speed:.1f}"})
+            write_log(log_path, log_rows)
+            plot_curves(log_rows, out / "curves.png")
+            progress.reset()
+            print(f"epoch {epoch + 1}: loss {loss:.3f}, val video AUC {_fmt(metrics.get('video_auc'))}, "
+                  f"crop AUC {_fmt(metrics.get('crop_auc'))}, {speed:.1f} crops/s", file=sys.stderr)
+            if save(force=True) and int(progress.step.numpy()) < total:
+                return None
+    finally:
+        stream.close()
 
     model.load_weights(str(out / "best.weights.h5"))
     best = json.loads((out / "best.json").read_text())
+    threshold = config.threshold or best.get("threshold", 0.5)
     card = {
         "name": f"deepfake-detector {config.arch}",
         "architecture": describe_init(config.arch, init),
@@ -472,10 +485,19 @@ def train(crops: list[Path], out: Path, config: TrainConfig, split: Path | None 
         "split": {**split_info, "by": "source identity", "seed": config.seed, "file": "split.csv"},
         "validation": best,
         "config": asdict(config),
+        "crop_views": total * config.batch_size,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
     }
-    return export(model, out / "model", threshold=best.get("threshold", 0.5), card=card)
+    layers = head_layers(model)
+    if len(layers) > 1:
+        card["heads"] = ("two heads on one backbone: 'blend' trained on self-blends, 'labelled' on labelled fakes "
+                         f"({config.labelled_share:.0%} of the pairs); p is the softmax of their logits' mean, "
+                         "equal weights fixed before training")
+        for layer in layers:  # each head alone, to be scored with the same tools as the fused network
+            alone = keras.Model(model.input, keras.layers.Softmax(name="p")(layer.output))
+            export(alone, out / "heads" / layer.name, threshold=0.5, card={**card, "name": f"{card['name']} ({layer.name} head alone)"})
+    return export(model, out / "model", threshold=threshold, card=card)
 
 
 def describe_init(arch: str, init: str | Path | None) -> str:
@@ -530,7 +552,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", default=None,
                         help="'imagenet' (pretrained backbone), or a SavedModel folder or .weights.h5 to start from; "
                              "default: random weights")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in OUT/checkpoints, at its very step")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes making batches beside the network (default 1; 0: in the training "
+                             "process, one by one); the batches are the same whatever the number")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                        help="write a checkpoint at least this often (default 5), and at each epoch's end")
+    parser.add_argument("--stop-after-minutes", type=float, default=None,
+                        help="stop with a checkpoint after this long; --resume goes on from there")
     choices = {"optimizer": ("adam", "sgd"), "sbi": SBI_MODES, "bn": BN_MODES, "arch": ARCHITECTURES, "keep": KEEP_MODES}
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
@@ -544,10 +574,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {device}: {config}", file=sys.stderr)
     command = command_line("train", argv)
     try:
-        folder = train(args.crops, args.out, config, args.split, args.init, args.resume, command)
+        folder = train(args.crops, args.out, config, args.split, args.init, args.resume, command, args.workers,
+                       args.checkpoint_minutes, args.stop_after_minutes)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if folder is None:
+        print(f"stopped with a checkpoint in {args.out / 'checkpoints'}: the same command with --resume goes on",
+              file=sys.stderr)
+        return 0
     print(f"exported {folder} (use it with: python app.py --model {folder} ...)", file=sys.stderr)
     return 0
 
