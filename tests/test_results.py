@@ -239,6 +239,19 @@ def test_a_torn_last_row_is_dropped_on_opening_and_earlier_rows_survive(tmp_path
     assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4", "/v/c.mp4"]
 
 
+def test_the_temp_files_of_a_writer_killed_mid_write_go_when_the_next_takes_the_folder(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1), {"a": 1})
+    left = [tmp_path / ".scanning.k2j4.tmp", tmp_path / ".results.csv.x9q1.tmp", tmp_path / "details" / ".a.json.0f3.tmp"]
+    for tmp in left:  # what SIGKILL between mkstemp and rename leaves behind
+        tmp.write_text("half")
+    (tmp_path / "notes.tmp").write_text("mine")  # not one of atomic_open's: left alone
+    with ResultsFolder(tmp_path).locked():
+        assert not any(tmp.exists() for tmp in left)
+    assert (tmp_path / "notes.tmp").read_text() == "mine"
+    assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4"]
+
+
 def test_a_rescan_appends_later_rows_win_and_compaction_keeps_one_row_per_input(tmp_path):
     folder = ResultsFolder(tmp_path)
     folder.write(Row(path="/v/a.mp4", status="error", error="RuntimeError: x"), None)

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from detector.files import append_csv, atomic_write, csv_text, read_csv_log
+from detector.files import append_csv, atomic_write, csv_text, read_csv_log, remove_stale_temps
 from detector.scan.status import KEPT_ERRORS, Status
 
 log = logging.getLogger("detector")
@@ -135,6 +135,9 @@ class ResultsFolder:
         (flock): it goes with its process, so one left by a killed run never blocks anyone."""
         lock = self._lock(waiting)
         try:
+            with writing(self.folder):  # what a killed writer was halfway through writing
+                remove_stale_temps(self.folder)
+                remove_stale_temps(self.details_dir)
             if self._read():
                 self.compact(force=True)
             yield
