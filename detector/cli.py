@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from detector.scan.aggregation import AGGREGATES, DEFAULT_AGGREGATE
+from detector.scan.limits import INPUT_TIMEOUT, MAX_MEGAPIXELS
 from detector.scan.status import Status
 
 if TYPE_CHECKING:
@@ -91,7 +92,14 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
                         help="what scores the face crops: onnx (ONNX Runtime, faster on a CPU; the model is "
                              "converted once and cached), tensorflow, or auto: onnx where it is installed and "
                              "agrees with TensorFlow within 1e-4, else tensorflow (default auto)")
-    parser.add_argument("--overwrite", action="store_true", help="scan again inputs already in the results")
+    parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="N",
+                        help="refuse, before decoding, an image or video whose header declares more than N megapixels "
+                             f"a frame (status unreadable; default {MAX_MEGAPIXELS})")
+    parser.add_argument("--input-timeout", type=_positive_float, default=INPUT_TIMEOUT, metavar="SECONDS",
+                        help="stop an input still being decoded or scanned after SECONDS (status error; "
+                             f"default {INPUT_TIMEOUT:g}); the batch goes on")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="scan again inputs already in the results (also those that timed out or ended the process)")
     parser.add_argument("--no-report", dest="report", action="store_false",
                         help="do not write the HTML report (RESULTS/report.html)")
     parser.add_argument("--explain", action="store_true",
@@ -121,6 +129,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
     return value
 
 
@@ -204,7 +219,8 @@ def scan(args: argparse.Namespace) -> int:
     try:
         scanner = load(args.model, args.device, frames=args.frames, batch_size=args.batch_size,
                        aggregate=args.aggregate, threshold=args.threshold, detect_every=args.detect_every,
-                       fast_decode=args.fast_decode, runtime=args.runtime)
+                       fast_decode=args.fast_decode, runtime=args.runtime, max_megapixels=args.max_megapixels,
+                       input_timeout=args.input_timeout)
     except api.NoDefaultModel as exc:
         print(NO_DEFAULT_MODEL.format(path=exc.path), file=sys.stderr)
         return EXIT_USAGE

@@ -108,6 +108,10 @@ class RayScanner:
     loaded, and they must agree): so the key is a local Scanner's by construction, a different
     model file at the same path on another machine is caught, and the driver loads no model."""
 
+    # No in-progress marks in the results folder (api.scan_batch): the scans run in the workers,
+    # and an input that kills worker after worker is _Batch's to blame; the driver decodes nothing.
+    in_process = False
+
     def __init__(self, model: str | os.PathLike | None = None, device: str = "auto", *, address: str | None = None,
                  workers: int | None = None, **options: Any):
         if model is None:  # resolved here: a worker's copy of this package has no models/ beside it

@@ -36,6 +36,13 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
         raise
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the temp files `atomic_open` leaves in `folder` when its process is killed mid-write
+    (SIGKILL skips the clean-up). Only the folder's one writer may: another's are not stale."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Replace `path` with `data` (text or bytes) atomically."""
     with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as handle:

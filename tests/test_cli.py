@@ -402,7 +402,7 @@ def test_a_long_list_of_mostly_missing_paths_gives_every_row_in_one_pass(noface_
         os.link(noface_clip, tmp_path / f"clip{i}.mp4")
     (tmp_path / "list.txt").write_text("".join(f"clip{i}.mp4\n" for i in range(500)))
     probed, real_probe = [], pipeline.probe
-    monkeypatch.setattr(pipeline, "probe", lambda path: (probed.append(path.name), real_probe(path))[1])
+    monkeypatch.setattr(pipeline, "probe", lambda path, *limit: (probed.append(path.name), real_probe(path, *limit))[1])
     out = tmp_path / "o"
     assert app.main(["--input", str(tmp_path / "list.txt"), "--output", str(out), "--model", str(brightness_model),
                      "--frames", "2", "-q"]) == 1

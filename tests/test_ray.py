@@ -24,12 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from synthetic import face_clip
 
 import detector
 from detector import api, cli
@@ -66,18 +67,6 @@ def our_workers(title: str) -> list[int]:
         if parent == os.getpid() and cmdline.startswith(title):
             ours.append(pid)
     return ours
-
-
-def holders(path: Path, among: Callable[[], list[int]]) -> list[int]:
-    """The processes `among` ours that have `path` open."""
-    found = []
-    for pid in among():
-        try:
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd")):
-                found.append(pid)
-        except OSError:
-            continue
-    return found
 
 
 def free_port() -> int:
@@ -229,29 +218,36 @@ def test_a_worker_killed_mid_batch_loses_no_input(ray_scanner, local_scanner, cl
 
 @needs_ray
 def test_an_input_that_kills_its_worker_every_time_ends_as_an_error(ray_scanner, clip, noface_clip, tmp_path):
-    # A named pipe: the worker opening it blocks until a writer comes, and the watchdog below, the
-    # writer, kills whichever of our workers holds it open: every scan of it kills its worker.
-    crash = tmp_path / "crash.mp4"
-    os.mkfifo(crash)
+    # A good clip whose every decoding kills the worker running it: the watchdog below finds the
+    # ffprobe/ffmpeg reading it and SIGKILLs that process's parent, our Ray worker. Long and large
+    # enough that its decoding cannot end between two looks. (Not a FIFO: the scanner refuses
+    # those before opening them.)
+    crash = face_clip(tmp_path / "crash.mp4", seconds=20, size="1280x720")
     kills: list[int] = []
     stop = threading.Event()
 
-    def readers() -> list[int]:
-        return holders(crash, lambda: our_workers("ray::ScanWorker"))
+    def reading_it() -> list[int]:
+        """Our workers whose child process has the clip on its command line."""
+        workers = set(our_workers("ray::ScanWorker"))
+        found = []
+        for pid, (parent, _) in _processes().items():
+            if parent in workers:
+                try:
+                    if str(crash).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(parent)
+                except OSError:
+                    continue
+        return sorted(set(found))
 
     def kill_whoever_reads_it() -> None:
         while not stop.is_set():
-            with open(crash, "wb"):  # returns once a reader has opened the pipe
-                deadline = time.monotonic() + 10
-                while not stop.is_set() and time.monotonic() < deadline and not (found := readers()):
-                    time.sleep(0.01)
-                if stop.is_set() or not found:
-                    continue
-                for pid in found:
-                    os.kill(pid, signal.SIGKILL)
-                kills.extend(found)
-                while set(found) & set(readers()):  # until it is gone, so the next open waits for the next reader
-                    time.sleep(0.01)
+            found = reading_it()
+            for pid in found:
+                os.kill(pid, signal.SIGKILL)
+            kills.extend(found)
+            while found and set(found) & set(our_workers("ray::ScanWorker")):  # until it is gone
+                time.sleep(0.01)
+            time.sleep(0.005)
 
     watchdog = threading.Thread(target=kill_whoever_reads_it, daemon=True)
     watchdog.start()
@@ -259,7 +255,6 @@ def test_an_input_that_kills_its_worker_every_time_ends_as_an_error(ray_scanner,
         results = list(ray_scanner.scan_many([clip, crash, noface_clip]))
     finally:
         stop.set()
-        os.close(os.open(crash, os.O_RDONLY | os.O_NONBLOCK))  # lets a waiting open() return
         watchdog.join(10)
     assert [r.status for r in results] == ["ok", "error", "no_face"]
     assert len(kills) == 2

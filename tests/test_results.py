@@ -239,6 +239,19 @@ def test_a_torn_last_row_is_dropped_on_opening_and_earlier_rows_survive(tmp_path
     assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4", "/v/c.mp4"]
 
 
+def test_the_temp_files_of_a_writer_killed_mid_write_go_when_the_next_takes_the_folder(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1), {"a": 1})
+    left = [tmp_path / ".scanning.k2j4.tmp", tmp_path / ".results.csv.x9q1.tmp", tmp_path / "details" / ".a.json.0f3.tmp"]
+    for tmp in left:  # what SIGKILL between mkstemp and rename leaves behind
+        tmp.write_text("half")
+    (tmp_path / "notes.tmp").write_text("mine")  # not one of atomic_open's: left alone
+    with ResultsFolder(tmp_path).locked():
+        assert not any(tmp.exists() for tmp in left)
+    assert (tmp_path / "notes.tmp").read_text() == "mine"
+    assert [r["path"] for r in _csv_rows(tmp_path)] == ["/v/a.mp4"]
+
+
 def test_a_rescan_appends_later_rows_win_and_compaction_keeps_one_row_per_input(tmp_path):
     folder = ResultsFolder(tmp_path)
     folder.write(Row(path="/v/a.mp4", status="error", error="RuntimeError: x"), None)
@@ -378,6 +391,8 @@ def test_a_full_disk_stops_the_batch_keeps_its_rows_and_a_rerun_resumes(tmp_path
     calls = []
 
     def fill_up(path, *args):
+        if Path(path).name == results_module.SCANNING_FILE:  # the in-progress marks: not what fills up here
+            return real(path, *args)
         calls.append(Path(path).name)
         if Path(path).name != "results.csv" or fails == "append":  # the header is written whole once
             if len([c for c in calls if (c == "results.csv") == (fails == "append")]) == 2:
@@ -426,10 +441,10 @@ def test_a_real_full_or_read_only_disk_mid_batch(small_tmpfs, tmp_path, how):
         def scan(self, path):
             if len(self.scanned) == 5:  # the disk fills (or turns read-only) after five inputs
                 if how == "full":
-                    with open(small_tmpfs / "filler", "wb") as filler, contextlib.suppress(OSError):
+                    # unbuffered: nothing left to flush (and fail) on closing
+                    with open(small_tmpfs / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
                         while True:
                             filler.write(b"\0" * 4096)
-                            filler.flush()
                 else:
                     subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
             return super().scan(path)
@@ -448,3 +463,83 @@ def test_a_real_full_or_read_only_disk_mid_batch(small_tmpfs, tmp_path, how):
     summary = run_batch(rest, paths, ResultsFolder(out), progress=False)
     assert len(rest.scanned) == len(paths) - len(rows) and summary.exit_code == EXIT_OK
     assert [r["path"] for r in _csv_rows(out)] == [str(p) for p in paths]
+
+
+# ---- inputs in progress (RESULTS/.scanning): an input that ends the process gets a row ----
+
+from detector.output.results import InProgress, Mark  # noqa: E402
+from detector.scan.status import ENDED_PROCESS  # noqa: E402
+
+
+class Grouping(FakeScanner):
+    """Records each scan_many call's inputs, and what RESULTS/.scanning held as each was scanned."""
+
+    def __init__(self, out: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.out, self.groups, self.marked = out, [], []
+
+    def scan_many(self, paths, explain: bool = False):
+        self.groups.append([])
+        for path in paths:
+            self.groups[-1].append(path.name)
+            self.marked.append(sorted(Path(m.path).name for m in InProgress(self.out).left()))
+            yield self.scan(path)
+
+
+def _died_with(out: Path, inputs: list[Path], alone: bool = False, key: str = "k1") -> None:
+    """RESULTS/.scanning as a run that died with these inputs in hand left it."""
+    journal = InProgress(out)
+    for path in inputs:
+        stat = path.stat()
+        journal.take(Mark(str(path), stat.st_size, stat.st_mtime_ns, key, alone=alone))
+
+
+def test_each_input_is_marked_in_progress_while_scanned_and_the_marks_go_with_a_whole_batch(tmp_path, inputs):
+    out = tmp_path / "out"
+    scanner = Grouping(out)
+    run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    assert scanner.marked == [["a.mp4"], ["b.mp4"], ["c.mp4"]]  # each on disk while it was scanned
+    assert not (out / ".scanning").exists()
+
+
+def test_inputs_left_in_progress_are_scanned_alone_and_one_that_ends_the_process_again_gets_a_kept_row(
+        tmp_path, inputs):
+    out = tmp_path / "out"
+    ResultsFolder(out)
+    _died_with(out, inputs[:2])  # two in hand: which one ended the process is not known
+    scanner = Grouping(out)
+    summary = run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    assert scanner.groups == [["a.mp4"], ["b.mp4"], ["c.mp4"]] and summary.exit_code == EXIT_OK
+    assert scanner.marked[:2] == [["a.mp4"], ["b.mp4"]]  # each alone in hand
+    _died_with(out, inputs[1:2], alone=True)  # the process died again, b alone in hand
+    again = Grouping(out)
+    summary = run_batch(again, inputs, ResultsFolder(out), progress=False)
+    assert again.scanned == [] and summary.statuses["error"] == 1 and summary.scanned == 1
+    row = ResultsFolder(out).rows[str(inputs[1])]
+    assert row.status == "error" and row.error.startswith(ENDED_PROCESS)
+    assert json.loads((out / row.details).read_text())["error"] == row.error
+    later = FakeScanner()
+    run_batch(later, inputs, ResultsFolder(out), progress=False)
+    assert later.scanned == []  # not retried forever
+    forced = FakeScanner()
+    run_batch(forced, inputs, ResultsFolder(out), overwrite=True, progress=False)
+    assert forced.scanned == ["a.mp4", "b.mp4", "c.mp4"]  # --overwrite retries it
+    assert ResultsFolder(out).rows[str(inputs[1])].status == "ok"
+
+
+def test_an_input_that_changed_since_it_ended_the_process_is_scanned_again(tmp_path, inputs):
+    out = tmp_path / "out"
+    ResultsFolder(out)
+    _died_with(out, inputs[:1], alone=True)
+    inputs[0].write_bytes(b"another file now")
+    scanner = FakeScanner()
+    run_batch(scanner, inputs, ResultsFolder(out), progress=False)
+    assert scanner.scanned == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_timed_out_rows_are_kept_on_reruns_other_errors_retried(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    folder.write(Row(path="/v/t.mp4", status="error", error="timed out after 600 s (--input-timeout) while decoding",
+                     size=1, mtime_ns=2, settings="s"), None)
+    folder.write(Row(path="/v/e.mp4", status="error", error="RuntimeError: x", size=1, mtime_ns=2, settings="s"), None)
+    assert folder.done("/v/t.mp4", 1, 2, "s") is not None and folder.done("/v/e.mp4", 1, 2, "s") is None

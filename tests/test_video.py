@@ -550,3 +550,123 @@ def test_rows_made_by_another_ffmpeg_carry_its_version_in_the_resume_key(fresh_f
     assert "ffmpeg" not in pinned  # rows made by the pinned ffmpeg before this key existed still resume
     assert chosen == pinned + ";ffmpeg=7.1-test"
 
+
+
+# ---- files made to hurt: refused from what they declare, before anything decodes them ----
+
+import hostile  # noqa: E402
+from detector.scan import limits  # noqa: E402
+from detector.scan.headers import declared_size  # noqa: E402
+
+
+@pytest.mark.parametrize("name,make,side", [
+    ("bomb.png", hostile.png_bomb, 20000), ("bomb.jpg", hostile.jpeg_bomb, 30000),
+    ("bomb.webp", hostile.webp_bomb, 16000), ("bomb.bmp", hostile.bmp_bomb, 20000),
+    ("bomb.gif", hostile.gif_bomb, 20000),
+])
+def test_an_image_declaring_a_huge_size_is_refused_undecoded(vid, monkeypatch, name, make, side):
+    path = make(vid / name, side=side)
+    assert path.stat().st_size < 64 << 10
+    assert (declared_size(path).width, declared_size(path).height) == (side, side)
+    import cv2
+
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded"))
+    message = expect_error(path, "over the limit")
+    assert f"{side} × {side}" in message and "100 megapixels" in message and "--max-megapixels" in message
+
+
+def test_a_higher_pixel_limit_lets_a_large_image_through(vid):
+    import cv2
+
+    cv2.imwrite(str(vid / "wide.png"), np.zeros((200, 300, 3), np.uint8))
+    with pytest.raises(VideoError, match="300 × 200 pixels"):
+        probe(vid / "wide.png", max_pixels=50_000)
+    assert probe(vid / "wide.png", max_pixels=60_000).width == 300
+
+
+def test_headers_are_read_as_their_decoders_read_them(vid):
+    """Sizes from every format and variant, an EXIF thumbnail's SOF skipped, a RIFF that is AVI."""
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 48))
+    frames = [Image.new("RGB", (64, 48), (i * 40, 0, 0)) for i in range(3)]
+    image.save(vid / "h.webp", quality=80)
+    image.save(vid / "h_lossless.webp", lossless=True)
+    frames[0].save(vid / "h_anim.webp", save_all=True, append_images=frames[1:])
+    frames[0].save(vid / "h_anim.png", save_all=True, append_images=frames[1:])
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    image.save(vid / "h_exif.jpg", exif=exif, progressive=True)
+    image.save(vid / "h.bmp")
+    image.save(vid / "h.gif")
+    for name in ("h.webp", "h_lossless.webp", "h_anim.webp", "h_anim.png", "h_exif.jpg", "h.bmp", "h.gif"):
+        found = declared_size(vid / name)
+        assert (found.width, found.height) == (64, 48), name
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=64x48:r=10:d=0.5", "-c:v", "mjpeg", str(vid / "h.avi"))
+    assert declared_size(vid / "h.avi") is None  # RIFF, but not WebP
+
+
+def test_a_still_in_a_format_whose_header_is_not_read_is_refused(vid):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(vid / "tiff.jpg", format="TIFF")  # OpenCV would decode it, unchecked
+    expect_error(vid / "tiff.jpg", "not a JPEG, PNG, WebP or BMP")
+
+
+@pytest.mark.parametrize("side", [30000, 15000])  # past ffmpeg's own limit, and within it
+def test_an_mp4_whose_stream_declares_a_huge_frame_is_refused_in_its_probe(vid, side):
+    path = hostile.stream_bomb_mp4(vid / f"stream{side}.mp4", side=side)
+    message = expect_error(path, "over the limit")
+    assert f"{side} × {side}" in message
+
+
+def test_an_animated_gif_of_10000_frames_gives_its_samples(vid):
+    path = hostile.many_frames_gif(vid / "many.gif")
+    info, frames = frames_of(path, 8)
+    assert info.duration == pytest.approx(100.0, abs=0.5) and len(frames) == 8
+
+
+def test_an_mp4_valid_for_its_first_megabyte_and_random_after(vid):
+    path = hostile.random_after(vid / "rotten.mp4", hostile.noise_clip(vid / "noise.mp4", seconds=1.5))
+    try:
+        _, frames = frames_of(path, 8)
+        assert frames  # what the valid part holds
+    except VideoError as exc:
+        assert str(exc)
+
+
+@pytest.mark.parametrize("make,words", [(hostile.fifo, "FIFO"), (hostile.link_to_dev_zero, "/dev/zero")])
+def test_a_fifo_or_a_link_to_dev_zero_is_refused_without_opening_it(vid, make, words):
+    path = make(vid / f"{make.__name__}.mp4")
+    message = expect_error(path, words)
+    assert "not a file" in message
+    expect_error(make(vid / f"{make.__name__}.png"), words)  # the still path too
+
+
+def _children() -> set[int]:
+    """This process's child processes (ffmpeg's), from /proc."""
+    return {int(pid) for pid in os.listdir("/proc") if pid.isdigit() and
+            Path(f"/proc/{pid}/stat").exists() and _parent_of(pid) == os.getpid()}
+
+
+def _parent_of(pid: str) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_a_decoding_that_outlives_the_deadline_is_stopped_and_its_ffmpeg_killed(fresh_ffmpeg, ramp_clip, tmp_path,
+                                                                                 monkeypatch):
+    import time
+
+    slow = _script(tmp_path / "ffmpeg-slow", f'exec {fresh_ffmpeg.ffmpeg_binary()} -readrate 0.01 "$@"\n')
+    info = probe(ramp_clip)
+    monkeypatch.setenv("DETECTOR_FFMPEG", str(slow))
+    fresh_ffmpeg.ffmpeg_binary.cache_clear()
+    before = _children()  # what else this process runs (a Ray test's raylet, say) is not ours to judge
+    started = time.monotonic()
+    with limits.deadline(1.0), pytest.raises(limits.InputTimeout, match="decoding"):
+        list(sample_frames(ramp_clip, 8, info))  # 2 s of clip read at 1% speed: 200 s unbounded
+    assert time.monotonic() - started < 10
+    assert not _children() - before  # killed and reaped

@@ -12,6 +12,10 @@ One writer at a time: a batch holds an OS lock on RESULTS/.lock (`ResultsFolder.
 before it reads the resume index until it has compacted, so overlapping runs on one folder take
 turns and the later one scans only what the earlier left undone. A write that fails (full disk,
 read-only folder, permission lost) raises ResultsError and leaves every row before it intact.
+
+Inputs in progress are on disk too (`InProgress`, RESULTS/.scanning): a process that dies while
+scanning (the OOM killer, a crash in a native decoder, SIGKILL) leaves behind which inputs it had
+in hand, so the next batch can record the one that ended it instead of dying on it again.
 """
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from detector.files import append_csv, atomic_write, csv_text, read_csv_log
-from detector.scan.status import Status
+from detector.files import append_csv, atomic_write, csv_text, read_csv_log, remove_stale_temps
+from detector.scan.status import KEPT_ERRORS, Status
 
 log = logging.getLogger("detector")
 
@@ -72,6 +76,7 @@ class Row:
 
 COLUMNS = [f.name for f in fields(Row)]
 LOCK_FILE = ".lock"  # the PID of the process writing the folder; locked (flock) while it does
+SCANNING_FILE = ".scanning"  # the inputs a batch has in hand (InProgress)
 
 
 class ResultsError(Exception):
@@ -130,6 +135,9 @@ class ResultsFolder:
         (flock): it goes with its process, so one left by a killed run never blocks anyone."""
         lock = self._lock(waiting)
         try:
+            with writing(self.folder):  # what a killed writer was halfway through writing
+                remove_stale_temps(self.folder)
+                remove_stale_temps(self.details_dir)
             if self._read():
                 self.compact(force=True)
             yield
@@ -166,9 +174,11 @@ class ResultsFolder:
         return fd
 
     def done(self, path: str, size: int | None, mtime_ns: int | None, settings: str) -> Row | None:
-        """The earlier row for this exact file and settings, unless it ended in an internal error."""
+        """The earlier row for this exact file and settings, unless it ended in an internal error
+        (other than a timeout or the end of the process, which are kept: see status.KEPT_ERRORS)."""
         row = self.rows.get(path)
-        if row and row.status != Status.ERROR and (row.size, row.mtime_ns, row.settings) == (size, mtime_ns, settings):
+        kept = row is not None and (row.status != Status.ERROR or row.error.startswith(KEPT_ERRORS))
+        if kept and (row.size, row.mtime_ns, row.settings) == (size, mtime_ns, settings):
             return row
         return None
 
@@ -198,3 +208,54 @@ class ResultsFolder:
             with writing(self.folder):
                 atomic_write(self.csv_path, csv_text([COLUMNS, *(row.to_csv() for row in self.rows.values())]))
             self._stale = 0
+
+
+@dataclass(frozen=True)
+class Mark:
+    """An input a batch has taken in hand, with what its row's resume key would hold."""
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    settings: str
+    alone: bool = False  # scanned by itself, as a run that died with it in hand left it to be
+
+
+class InProgress:
+    """RESULTS/.scanning: the inputs the folder's writer has taken in hand and not yet written a
+    row for. The file is rewritten whole (atomic_write: written, fsynced, renamed) each time an
+    input is taken or finished, and removed when none is in hand, so whatever ends the process it
+    says which inputs were being scanned. Only the holder of RESULTS/.lock touches it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / SCANNING_FILE
+        self.marks: dict[str, Mark] = {}
+
+    def left(self) -> list[Mark]:
+        """The inputs in hand when the last writer stopped: none where it ended as it should."""
+        try:
+            return [Mark(**entry) for entry in json.loads(self.path.read_text(encoding="utf-8"))]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, TypeError) as exc:  # not ours, or damaged: nothing to go by
+            log.warning("%s cannot be read (%s): ignored", self.path, exc)
+            return []
+
+    def take(self, mark: Mark) -> None:
+        self.marks[mark.path] = mark
+        self._save()
+
+    def finish(self, path: str) -> None:
+        if self.marks.pop(path, None) is not None:
+            self._save()
+
+    def clear(self) -> None:
+        self.marks.clear()
+        self._save()
+
+    def _save(self) -> None:
+        with writing(self.folder):
+            if self.marks:
+                atomic_write(self.path, json.dumps([asdict(m) for m in self.marks.values()]) + "\n")
+            else:
+                self.path.unlink(missing_ok=True)

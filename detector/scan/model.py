@@ -24,7 +24,7 @@ import numpy as np
 from detector.scan.aggregation import Calibration
 from detector.files import atomic_write
 import detector.runtime as _runtime
-from detector.scan import onnx
+from detector.scan import limits, onnx
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -219,8 +219,11 @@ class Model:
         """p(fake) per crop. Crops are N×S×S×3 uint8 at the contract's input size."""
         if len(crops) == 0:
             return np.zeros(0, np.float32)
-        return np.concatenate([self._p_fake(self._forward(self.to_input(crops[start:start + batch_size])))
-                               for start in range(0, len(crops), batch_size)])
+        scores = []
+        for start in range(0, len(crops), batch_size):
+            limits.check("scoring faces")  # an input's deadline (detector.scan.limits), where one is set
+            scores.append(self._p_fake(self._forward(self.to_input(crops[start:start + batch_size]))))
+        return np.concatenate(scores)
 
     def _tf_forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._fn(**{self._input_name: _runtime.tf.constant(batch)})[self._output_name])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,10 +27,12 @@ from detector.scan.evidence import Evidence, collect
 from detector.scan.crop import Crop, crop_face
 from detector.scan.faces import FaceDetector
 from detector.scan.tracking import DETECT_EVERY, FaceTracker, link_tracks
+from detector.scan import limits
 from detector.scan.model import Model
-from detector.scan.status import Status
+from detector.scan.status import TIMED_OUT, Status
 from detector.scan.video import (
     IMAGE_EXTENSIONS,
+    MAX_PIXELS,
     VIDEO_EXTENSIONS,
     FFMPEG_ENV,
     Decoding,
@@ -65,12 +68,13 @@ class FaceScan:
     tracks: list[int]  # track id per crop
 
 
-def open_input(path: Path, n_frames: int, timer: StageTimer = no_timing, fast_decode: bool = False) -> Decoding:
+def open_input(path: Path, n_frames: int, timer: StageTimer = no_timing, fast_decode: bool = False,
+               max_pixels: int = MAX_PIXELS) -> Decoding:
     """Probe the input and start decoding its sampled frames. With `fast_decode`, frames that no
     other frame refers to are not decoded (where the codec allows it), so a sample may land a
-    frame or two after its target."""
+    frame or two after its target. An input declaring more than `max_pixels` a frame is refused."""
     with timer("probe"):
-        return Decoding(path, n_frames, probe(path), skip_unreferenced=fast_decode)
+        return Decoding(path, n_frames, probe(path, max_pixels), skip_unreferenced=fast_decode, max_pixels=max_pixels)
 
 
 def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int, crop_size: int,
@@ -93,7 +97,7 @@ def extract_faces(source: Path | Decoding, detector: FaceDetector, n_frames: int
         # Too few decodable frames for the targets (a short clip, or a stream of unreferenced
         # frames), or frames dropped before decoding and the samples not the ones foreseen (an
         # edit list, say) or none at all (an ffmpeg refusing the filter): decode every frame.
-        with Decoding(decoding.path, n_frames, info, drop_needless=False) as exact:
+        with Decoding(decoding.path, n_frames, info, drop_needless=False, max_pixels=decoding.max_pixels) as exact:
             found = _extract(exact, detector, detect_every, crop_size, timer)
     return found
 
@@ -129,6 +133,7 @@ def _extract(decoding: Decoding, detector: FaceDetector, detect_every: int, crop
             for frame, faces in zip(chunk, found):
                 crops.extend(crop_face(frame.image, face, crop_size) for face in faces)
         chunk.clear()
+        limits.check("finding faces")
 
     frames = iter(decoding)
     while True:
@@ -151,6 +156,10 @@ def _extract(decoding: Decoding, detector: FaceDetector, detect_every: int, crop
 # torch thread) beside its own ffmpeg: on 2 cores two of them keep both busy where one left a
 # core idle a quarter of the time (bench/benchmark.py: 720p folder 49 -> 62-67 clips/min).
 FACE_WORKERS = 2
+# Past its deadline, an input's first half stops at the next frame (and its ffmpeg is killed at
+# once); one still running this long after is stuck where no check reaches (native code), and
+# is left behind on its thread while the batch goes on.
+STUCK_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,9 @@ class Settings:
     threshold: float | None = None  # None: the model's own threshold
     detect_every: int = DETECT_EVERY  # a full-frame face search every N-th frame, tracking between
     fast_decode: bool = False  # skip frames no other frame needs: samples may move a frame or two
+    # Bounds on one input (not in the key: they decide whether an input is scanned, not its verdict)
+    max_pixels: int = MAX_PIXELS  # an image or frame declaring more is refused, undecoded
+    input_timeout: float | None = limits.INPUT_TIMEOUT  # seconds; past them the input is an error row
 
     def key(self, model: Model) -> str:
         """Everything that changes a verdict: a row made with other settings is scanned again."""
@@ -273,40 +285,63 @@ class Scanner:
 
         FACE_WORKERS + 1 inputs are in flight: one is scored (here) while the next ones are decoded
         (ffmpeg, each in its own process) and their faces found (each on a thread), so the cores
-        never wait for one input's slowest stage."""
+        never wait for one input's slowest stage. An input's first half stuck past its deadline
+        (settings.input_timeout) is given up on (an error row) and the batch goes on."""
         paths = (Path(os.path.abspath(path)) for path in paths)
-        faces = ThreadPoolExecutor(FACE_WORKERS, thread_name_prefix="faces")
-        window: deque[Future] = deque()
+        faces = _FaceWorkers(self._front, FACE_WORKERS)
+        window: deque[_Job] = deque()
         path = next(paths, None)
         try:
             while True:
                 while path is not None and len(window) < FACE_WORKERS + 1:
-                    window.append(faces.submit(self._front, path))
+                    window.append(faces.submit(path))
                     path = next(paths, None)
                 if not window:
                     break
-                yield self._back(window.popleft().result(), explain)
+                front = self._await(window[0], faces)
+                window.popleft()
+                yield self._back(front, explain)
         finally:  # also when stopped early: no ffmpeg is left decoding an input nobody will read
-            faces.shutdown(wait=True, cancel_futures=True)
+            faces.close(window, self._stuck_after())
+
+    def _stuck_after(self) -> float | None:
+        timeout = self.settings.input_timeout
+        return None if timeout is None else timeout + STUCK_GRACE_S
+
+    def _await(self, job: _Job, faces: _FaceWorkers) -> _Front:
+        """The job's first half once done; where it is stuck past its deadline, an error in its place
+        (its thread is left behind and another takes its place)."""
+        limit = self._stuck_after()
+        while not job.done.wait(None if limit is None else 0.5):
+            if job.started is not None and time.monotonic() - job.started > limit:
+                faces.replace_stuck(job)
+                found = dict(_stat(job.path), status=Status.ERROR,
+                             error=self._timed_out("decoding or finding faces (stuck; left running)"))
+                return _Front(job.path, time.perf_counter() - limit, found, None)
+        if job.error is not None:
+            raise job.error
+        return job.front
+
+    def _timed_out(self, stage: str) -> str:
+        return f"{TIMED_OUT} after {self.settings.input_timeout:g} s (--input-timeout) while {stage}"
 
     def _open(self, path: Path) -> Decoding:
-        return open_input(path, self.settings.frames, self.timer, self.settings.fast_decode)
+        return open_input(path, self.settings.frames, self.timer, self.settings.fast_decode, self.settings.max_pixels)
 
     def _front(self, path: Path) -> _Front:
-        """The first half of a scan: the input's frames and faces, or why they could not be had."""
+        """The first half of a scan: the input's frames and faces, or why they could not be had;
+        within the input's deadline."""
         started = time.perf_counter()
-        found: dict = {}
+        found: dict = _stat(path)
         try:
-            stat = path.stat()
-            found.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        except OSError:
-            pass
-        try:
-            faces = extract_faces(self._open(path), self.detector, self.settings.frames, self.model.input_size,
-                                  self.timer, self.settings.detect_every)
+            with limits.deadline(self.settings.input_timeout):
+                faces = extract_faces(self._open(path), self.detector, self.settings.frames, self.model.input_size,
+                                      self.timer, self.settings.detect_every)
             return _Front(path, started, found, faces)
         except VideoError as exc:
             found.update(status=Status.UNREADABLE, error=str(exc))
+        except limits.InputTimeout as exc:
+            found.update(status=Status.ERROR, error=self._timed_out(str(exc)))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file never stops a batch: record it and go on
@@ -314,11 +349,16 @@ class Scanner:
         return _Front(path, started, found, None)
 
     def _back(self, front: _Front, explain: bool) -> ScanResult:
-        """The second half: score the crops and reach the verdict."""
+        """The second half: score the crops and reach the verdict, in what is left of the input's
+        time (the wait for its turn does not count)."""
         found = dict(front.found)
         if front.faces is not None:
+            timeout = self.settings.input_timeout
             try:
-                found.update(self._score(front.faces, explain))
+                with limits.deadline(None if timeout is None else timeout - front.spent):
+                    found.update(self._score(front.faces, explain))
+            except limits.InputTimeout as exc:
+                found.update(status=Status.ERROR, error=self._timed_out(str(exc)))
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:  # one bad file never stops a batch: record it and go on
@@ -357,6 +397,80 @@ class _Front:
     started: float
     found: dict  # size and mtime_ns; status and error where it failed
     faces: FaceScan | None
+    spent: float = field(init=False)  # seconds the first half took
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spent", time.perf_counter() - self.started)
+
+
+def _stat(path: Path) -> dict:
+    """The input's size and mtime_ns (none for a missing file): a row's resume key."""
+    try:
+        stat = path.stat()
+        return dict(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    except OSError:
+        return {}
+
+
+class _Job:
+    """One input's first half, queued for a face worker."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.started: float | None = None  # time.monotonic() when a worker took it
+        self.worker: threading.Thread | None = None
+        self.done = threading.Event()
+        self.front: _Front | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def run(self, work: Callable[[Path], _Front]) -> None:
+        try:
+            if not self.cancelled:
+                self.worker, self.started = threading.current_thread(), time.monotonic()
+                self.front = work(self.path)
+        except BaseException as exc:  # handed to the thread waiting for it
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class _FaceWorkers:
+    """scan_many's threads for first halves: `workers` of them take queued jobs in order. They are
+    daemon threads, so one stuck in native code (where no deadline check reaches) never holds up
+    the batch or the end of the process: `replace_stuck` starts another in its place."""
+
+    def __init__(self, work: Callable[[Path], _Front], workers: int):
+        self.work, self.jobs, self.threads = work, queue.SimpleQueue(), []
+        for _ in range(workers):
+            self._start()
+
+    def _start(self) -> None:
+        self.threads.append(threading.Thread(target=self._serve, daemon=True, name="faces"))
+        self.threads[-1].start()
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job.run(self.work)
+
+    def submit(self, path: Path) -> _Job:
+        job = _Job(path)
+        self.jobs.put(job)
+        return job
+
+    def replace_stuck(self, job: _Job) -> None:
+        self.threads.remove(job.worker)  # it takes no more jobs, and is not waited for
+        self._start()
+
+    def close(self, pending: Iterable[_Job], stuck_after: float | None) -> None:
+        """Drop the jobs not started, and end the threads once done with those running (waiting up
+        to `stuck_after` seconds for each: daemon threads busy in torch at exit can abort it)."""
+        for job in pending:
+            job.cancelled = True
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(stuck_after)
 
 
 def _frame_results(found: FaceScan, scores: np.ndarray) -> tuple[FrameResult, ...]:

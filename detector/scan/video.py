@@ -7,6 +7,7 @@ ffmpeg's default autorotation honours phone rotation metadata.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import importlib.resources
@@ -15,7 +16,10 @@ import math
 import os
 import queue
 import re
+import signal
+import stat
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,8 @@ import ffmpeg
 import numpy as np
 
 from detector.runtime import cpu_cores
+from detector.scan import limits
+from detector.scan.headers import HeaderError, declared_size
 
 log = logging.getLogger("detector")
 
@@ -37,6 +43,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 # Frames larger than this (longest side) are scaled down while decoding: an 8K frame would
 # cost 100 MB each and faces that large lose nothing at 4K.
 MAX_DECODE_SIDE = 3840
+MAX_PIXELS = limits.MAX_MEGAPIXELS * 1_000_000  # declared pixels per frame or image (--max-megapixels)
 
 
 class VideoError(Exception):
@@ -136,23 +143,31 @@ def _showinfo_options() -> dict[str, int]:
     return {"checksum": 0} if version is None or version >= (5, 0) else {}
 
 
-def probe(path: Path) -> VideoInfo:
-    """Read size, duration and rotation from ffmpeg's own description (no ffprobe needed)."""
+def probe(path: Path, max_pixels: int = MAX_PIXELS) -> VideoInfo:
+    """Read size, duration and rotation from ffmpeg's own description (no ffprobe needed).
+
+    Nothing is decoded that declares more than `max_pixels` per frame: an image's header is read
+    first (detector.scan.headers), and ffmpeg's decoders, which decode a frame or two to describe
+    a stream, are held to the same limit, so a stream larger than its container says is caught too."""
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        height, width = _fit(_read_image(path)).shape[:2]
+        height, width = _fit(_read_image(path, max_pixels)).shape[:2]
         return VideoInfo(width, height, 0.0, None, 0, path.suffix.lower()[1:], True)
     _check_file(path)
-    proc = subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path.absolute())],
-        capture_output=True, text=True, errors="replace", timeout=120,
-    )
-    text = proc.stderr
-    stream = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})", text)
-    if stream is None:
+    _check_declared(path, max_pixels)  # a GIF's screen, or an image named like a video
+    text = _run_ffmpeg(["-max_pixels", str(max_pixels), "-i", str(path.absolute())], "reading its header",
+                       ceiling=120)
+    if m := re.search(r"Picture size (\d+)x(\d+) (?:exceeds|is invalid)", text):  # a decoder refused a frame
+        width, height = int(m[1]), int(m[2])
+        _check_pixels(width, height, max_pixels, "a video frame declares")
+        raise VideoError(f"a video frame declares {width} × {height} pixels, more than ffmpeg decodes")
+    streams = re.findall(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)", text)
+    if not streams:
         if "Audio:" in text:
             raise VideoError("no video stream (audio only)")
         raise VideoError(_ffmpeg_reason(text) or "not a video ffmpeg can read")
-    codec, width, height = stream[1], int(stream[2]), int(stream[3])
+    for _, w, h in streams:
+        _check_pixels(int(w), int(h), max_pixels, "the video stream declares")
+    codec, width, height = streams[0][0], int(streams[0][1]), int(streams[0][2])
     if width < 1 or height < 1:
         raise VideoError(f"invalid frame size {width}x{height}")
     rotation = 0
@@ -182,7 +197,7 @@ SKIP_UNREFERENCED_CODECS = frozenset({"h264", "hevc"})
 # hand-offs cost time when no core is free; bench/benchmark.py's decode stage, docs/speed.md), and
 # the frames are bit for bit the same (tests/test_video.py).
 DECODE_THREADS = max(1, cpu_cores() // 4)
-DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p
+DECODE_AHEAD_BYTES = 128 << 20  # decoded frames held before ffmpeg waits: 21 frames of 1080p, 2 of the largest
 # H.264 frames that no other frame refers to (nal_ref_idc 0) and that are not sampled are dropped
 # before the decoder (the noise bitstream filter on the input, FFmpeg 7 and later): the sampled
 # frames come out bit for bit as from a full decode, for about a third less decoding. A clip with
@@ -208,13 +223,13 @@ class Decoding:
     overlaps the work on the frames already out. Iterate it once; close() stops ffmpeg."""
 
     def __init__(self, path: Path, count: int, info: VideoInfo, skip_unreferenced: bool = False,
-                 drop_needless: bool = True):
-        self.path, self.info = path, info
+                 drop_needless: bool = True, max_pixels: int = MAX_PIXELS):
+        self.path, self.info, self.max_pixels = path, info, max_pixels
         self.skipped_unreferenced = skip_unreferenced and info.codec in SKIP_UNREFERENCED_CODECS
         # with frames dropped (DROP_LIMIT), the times the samples must have: else decode in full
         self.expected_times: list[float] | None = None
         if info.is_image:
-            self._frames: Iterator[Frame] = iter([Frame(0, 0.0, _fit(_read_image(path)))])
+            self._frames: Iterator[Frame] = iter([Frame(0, 0.0, _fit(_read_image(path, max_pixels)))])
             self._reader = None
             return
         # The 1e-6 s slack keeps a frame that falls exactly on a target (1.2 s vs 12 × 0.1 s in floating
@@ -222,7 +237,8 @@ class Decoding:
         # always moves the next target past k (a GIF's 0.5 s frame for target 3 of 6 in 1 s did not).
         step = _select_step(info, count)
         select = f"if(gte(t+1e-6,ld(0)*{step}),st(0,floor((t+1e-6)/{step})+1))"
-        options: dict[str, str] = {"threads": str(DECODE_THREADS)}
+        # max_pixels: the decoder refuses any frame over the limit, whatever the probe saw
+        options: dict[str, str] = {"threads": str(DECODE_THREADS), "max_pixels": str(max_pixels)}
         if self.skipped_unreferenced:
             options["skip_frame"] = "noref"
         if drop_needless and not self.skipped_unreferenced and (needless := _needless_packets(path, count, info)):
@@ -238,7 +254,8 @@ class Decoding:
         )
         args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info"]
         args += stream.get_args()[:-1] + _passthrough_args() + ["pipe:"]
-        held = max(4, min(count, DECODE_AHEAD_BYTES // (info.width * info.height * 3)))
+        # frames queued: within DECODE_AHEAD_BYTES at any size (MAX_DECODE_SIDE keeps one frame under it)
+        held = max(1, min(count, DECODE_AHEAD_BYTES // (info.width * info.height * 3)))
         self._reader = _FrameReader(args, info.width, info.height, held)
         self._frames = self._reader.frames()
 
@@ -287,7 +304,7 @@ def _needless_packets(path: Path, count: int, info: VideoInfo) -> tuple[list[int
     with subprocess.Popen([ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "info", "-i", str(path.absolute()),
                            "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, errors="replace") as proc:
+                          text=True, errors="replace", **CHILD) as proc, limits.kill_at_deadline(proc, "decoding"):
         for line in proc.stderr:
             if "trace_headers" not in line:
                 continue
@@ -333,7 +350,8 @@ class _FrameReader:
     def __init__(self, args: list[str], width: int, height: int, held: int = 4):
         self.frame_bytes = width * height * 3
         self.shape = (height, width, 3)
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     **CHILD)
         self.times: list[float] = []
         self.log: list[str] = []
         self.frames_q: queue.Queue = queue.Queue(maxsize=held)
@@ -373,9 +391,10 @@ class _FrameReader:
     def frames(self) -> Iterator[Frame]:
         index = 0
         try:
-            while (image := self.frames_q.get()) is not None:
-                yield Frame(index, self._time_of(index), image)
-                index += 1
+            with limits.kill_at_deadline(self.proc, "decoding"):  # ffmpeg ends, and so do its frames
+                while (image := self.frames_q.get()) is not None:
+                    yield Frame(index, self._time_of(index), image)
+                    index += 1
             self.proc.wait()
             self.threads[0].join()
             if index == 0:
@@ -396,6 +415,8 @@ class _FrameReader:
 
 
 def _check_file(path: Path) -> None:
+    """Refuse what is not a regular file with something in it, without blocking: a FIFO or a
+    device (a link to /dev/zero) is told by its mode before anything opens it."""
     if not path.exists():
         if not path.is_symlink():
             raise VideoError("file not found")
@@ -407,6 +428,11 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"broken symlink (points to {os.readlink(path)}, which does not exist)")
     if path.is_dir():
         raise VideoError("is a folder, not a file")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+        link = f"a symlink to {os.path.realpath(path)}, " if path.is_symlink() else ""
+        raise VideoError(f"{link}{kind}, not a file: not read (it could block the batch or never end)")
     try:
         with path.open("rb") as handle:
             if not handle.read(1):
@@ -415,13 +441,68 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"cannot open: {exc.strerror or exc}") from None
 
 
-def _read_image(path: Path) -> np.ndarray:
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+IMAGE_FORMATS = ("JPEG", "PNG", "WebP", "BMP")  # what a still may hold: the formats whose size headers tells
+
+
+def _read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a still, once its header has said its size is within `max_pixels`. Formats whose
+    header is not read (TIFF, OpenEXR, ... which OpenCV would decode too) are refused, and so is
+    a GIF, which is read as a video (.gif), not as a still."""
     _check_file(path)
+    if _check_declared(path, max_pixels) not in IMAGE_FORMATS:
+        raise VideoError("not an image that can be decoded (not a JPEG, PNG, WebP or BMP file)")
     data = np.fromfile(path, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
     if image is None:
         raise VideoError("not an image that can be decoded")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: one copy of a large still, not two
+
+
+def _check_declared(path: Path, max_pixels: int) -> str | None:
+    """Refuse a file whose header declares more than `max_pixels`; its format ("PNG", ...), or
+    None where it is not one detector.scan.headers reads."""
+    try:
+        declared = declared_size(path)
+    except HeaderError as exc:
+        raise VideoError(f"not an image that can be decoded: {exc}") from None
+    except OSError as exc:
+        raise VideoError(f"cannot open: {exc.strerror or exc}") from None
+    if declared is None:
+        return None
+    _check_pixels(declared.width, declared.height, max_pixels, f"the {declared.format} image declares")
+    return declared.format
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width * height > max_pixels:
+        raise VideoError(f"{what} {width} × {height} pixels ({width * height / 1e6:,.0f} megapixels), over the limit "
+                         f"of {max_pixels / 1e6:g} megapixels (--max-megapixels raises it); not decoded")
+
+
+def _run_ffmpeg(args: list[str], stage: str, ceiling: float) -> str:
+    """ffmpeg's log (stderr) for these arguments; it is killed at the input's deadline (InputTimeout)
+    or after `ceiling` seconds (VideoError)."""
+    try:
+        return subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", *args], capture_output=True, text=True,
+                              errors="replace", timeout=limits.remaining(ceiling), **CHILD).stderr
+    except subprocess.TimeoutExpired:
+        limits.check(stage)
+        raise VideoError(f"ffmpeg took over {ceiling:g} s {stage}") from None
+
+
+def _die_with_parent() -> None:
+    """Run in each ffmpeg child before ffmpeg starts (Linux): it is killed when the thread that
+    started it ends, so a scanner killed outright (SIGKILL, the OOM killer) leaves no ffmpeg behind."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+if sys.platform == "linux":
+    _libc, _PR_SET_PDEATHSIG = ctypes.CDLL(None, use_errno=True), 1
+    CHILD: dict = {"preexec_fn": _die_with_parent}  # every ffmpeg the scanner starts: subprocess.run/Popen(**CHILD)
+else:
+    CHILD = {}
 
 
 def _fit(image: np.ndarray) -> np.ndarray:
@@ -446,11 +527,9 @@ def _duration(text: str) -> float | None:
 
 def _measure_duration(path: Path) -> float:
     """Containers without a duration (raw streams, some WebM): remux to null and read the end time."""
-    proc = subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path.absolute()), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
-        capture_output=True, text=True, errors="replace", timeout=600,
-    )
-    times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
+    text = _run_ffmpeg(["-i", str(path.absolute()), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+                       "measuring its duration", ceiling=600)
+    times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
     if not times:
         return 0.0
     h, m, s = times[-1]
