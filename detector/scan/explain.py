@@ -78,8 +78,13 @@ def _grad_cam(model: Model) -> HeatMapper | None:
         return None
     probe = model.to_input(np.random.default_rng(0).integers(0, 256, (2, model.input_size, model.input_size, 3),
                                                              np.uint8))
-    if not np.allclose(forward(tf.constant(probe))[1], network(probe, training=False), atol=1e-4):
-        log.debug("Grad-CAM: %s is not a chain of layers around its last convolution; using occlusion", model.path)
+    try:
+        agrees = np.allclose(forward(tf.constant(probe))[1], network(probe, training=False), atol=1e-4)
+    except Exception as exc:  # a graph the walk cannot replay: occlusion, never a failed scan
+        log.debug("Grad-CAM: %s cannot be replayed around its last convolution (%s); using occlusion", model.path, exc)
+        return None
+    if not agrees:
+        log.debug("Grad-CAM: %s is not replayed exactly around its last convolution; using occlusion", model.path)
         return None
 
     def grad_cam(crops: np.ndarray) -> np.ndarray:
@@ -97,7 +102,7 @@ def _grad_cam(model: Model) -> HeatMapper | None:
 
 def _conv_and_output(network) -> Callable | None:
     """A function image batch → (last conv layer's output, model output), looking one level into a
-    nested backbone model; the outer layers are applied in order, so the caller checks it agrees."""
+    nested backbone model, whose outer graph is replayed around it; the caller checks it agrees."""
     def last_conv(layers):
         return next((layer for layer in reversed(layers) if type(layer).__name__ in CONV_LAYERS), None)
 
@@ -108,21 +113,27 @@ def _conv_and_output(network) -> Callable | None:
         inner = keras.Model(network.inputs, [conv.output, network.output])
         return lambda batch: inner(batch, training=False)
     nested = [layer for layer in network.layers if isinstance(layer, keras.Model) and last_conv(layer.layers)]
-    if not nested:
-        return None
+    if not nested or any(len(layer.inbound_nodes) != 1 for layer in network.layers):
+        return None  # no backbone to look into, or a layer called twice: not a graph walked once
     backbone = nested[-1]
     inner = keras.Model(backbone.inputs, [last_conv(backbone.layers).output, backbone.output])
-    index = network.layers.index(backbone)
-    before = [layer for layer in network.layers[:index] if not isinstance(layer, keras.layers.InputLayer)]
-    after = network.layers[index + 1:]
 
     def forward(batch):
-        for layer in before:
-            batch = layer(batch, training=False)
-        conv_out, out = inner(batch, training=False)
-        for layer in after:
-            out = layer(out, training=False)
-        return conv_out, out
+        """The outer graph layer by layer (network.layers is in topological order), so heads that
+        branch and merge again (the bundled model's two) are applied as the network applies them."""
+        values, conv_out = {}, None
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                values[layer.name] = batch
+                continue
+            parents = layer.inbound_nodes[0].inbound_layers
+            args = [values[parent.name] for parent in (parents if isinstance(parents, list) else [parents])]
+            x = args[0] if len(args) == 1 else args
+            if layer is backbone:
+                conv_out, values[layer.name] = inner(x, training=False)
+            else:
+                values[layer.name] = layer(x, training=False)
+        return conv_out, values[network.output_names[0]]
 
     return forward
 
