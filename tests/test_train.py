@@ -453,3 +453,14 @@ def test_a_run_stopped_and_resumed_ends_where_an_uninterrupted_one_does(tiny_dat
 def read_csv(path):
     with path.open() as handle:
         return list(csv.DictReader(handle))
+
+
+def test_fine_tuning_the_bundled_two_head_model_needs_its_two_heads():
+    from detector.scan.model import DEFAULT_MODEL_DIR
+    from detector.training.networks import head_layers
+    from detector.training.train import TrainConfig, initial_model
+
+    with pytest.raises(ValueError, match="2 head.*--sbi heads"):
+        initial_model(DEFAULT_MODEL_DIR, TrainConfig(sbi="mix"))
+    model = initial_model(DEFAULT_MODEL_DIR, TrainConfig(sbi="heads"))
+    assert [layer.name for layer in head_layers(model)] == ["blend", "labelled"]

@@ -93,7 +93,12 @@ def initial_model(init: str | Path | None, config: TrainConfig) -> keras.Model:
                               heads=heads(config))
     init = Path(init)
     if init.is_dir():
-        return keras.models.load_model(str(init), compile=False)
+        model = keras.models.load_model(str(init), compile=False)
+        if len(head_layers(model)) != heads(config):
+            raise ValueError(f"{init} has {len(head_layers(model))} head(s) and --sbi {config.sbi} trains "
+                             f"{heads(config)}: fine-tune it with {'--sbi heads' if heads(config) == 1 else 'a one-head --sbi'}, "
+                             "or start from --init imagenet")
+        return model
     model = build_detector(config.arch, config.input_size, config.dropout, heads=heads(config))
     model.load_weights(str(init))
     return model
