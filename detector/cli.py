@@ -111,6 +111,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     parser.add_argument("--workers", type=_positive, default=None, metavar="N",
                         help="with --ray: workers, each loading the model once (default: one per GPU where the "
                              "model goes on GPUs, else one per two CPUs of the cluster)")
+    parser.add_argument("--version", action="version", version=f"deepfake-detector {_version()}")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true",
                            help="errors and the summary only: no progress bar, no verdict lines")
@@ -123,6 +124,16 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     if args.ray is not None and importlib.util.find_spec("ray") is None:
         parser.error(RAY_MISSING)
     return args
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml), read without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepfake-detector")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
 
 
 def _positive(text: str) -> int:

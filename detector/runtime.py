@@ -4,8 +4,9 @@ cards and reports record.
 
 `import tensorflow` followed by torchvision or facenet-pytorch segfaults when triton is
 installed, so every module gets TensorFlow and tf_keras from here, never directly. They are
-imported on first use (`from detector.runtime import tf`, or `runtime.tf`): a scan whose model
-runs from its cached ONNX conversion never loads TensorFlow, about 0.6 GB and seconds of start-up.
+imported on first use (`from detector.runtime import tf`, or `runtime.tf`), and torch only with
+them or where a GPU may be there to ask about: a CPU scan whose networks run from their cached ONNX
+conversions loads neither (about 1 GB and seconds of start-up).
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-import torch
-import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
 
 
 @contextlib.contextmanager
@@ -45,6 +45,9 @@ def __getattr__(name: str):
     if name not in ("tf", "keras"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
+
     with quiet_native_stderr():
         import tensorflow
         import tf_keras
@@ -70,14 +73,26 @@ def resolve_device(name: str = "auto") -> str:
     not even imported to ask."""
     global _cpu_only
     if name == "auto":
-        name = "gpu" if torch.cuda.is_available() and _tf_sees_gpu() else "cpu"
-    if name == "gpu" and not (torch.cuda.is_available() and _tf_sees_gpu()):
+        name = "gpu" if _gpu_driver() and _torch_sees_gpu() and _tf_sees_gpu() else "cpu"
+    if name == "gpu" and not (_torch_sees_gpu() and _tf_sees_gpu()):
         raise DeviceError("--device gpu: TensorFlow and torch do not both see a GPU on this machine")
     if name == "cpu":
         _cpu_only = True
         if "tf" in globals():  # already imported: too late for __getattr__ to hide the GPUs
             globals()["tf"].config.set_visible_devices([], "GPU")
     return name
+
+
+def _gpu_driver() -> bool:
+    """Whether an NVIDIA driver shows a device here (/dev/nvidia0…): where none does, "auto" is the
+    CPU without importing torch to ask (seconds of start-up for every call of a shell loop)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def _torch_sees_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _tf_sees_gpu() -> bool:
