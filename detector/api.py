@@ -51,9 +51,10 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
          input_timeout: float | None = INPUT_TIMEOUT, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
     ("auto", "cpu" or "gpu"). Raises ModelError, DeviceError or FfmpegError; `timer` is the stage-timing hook.
-    `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, faster on a CPU:
-    bench/runtime_check.py) or "auto":
-    ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
+    `runtime` runs the networks in "onnx" (ONNX Runtime, faster on a CPU: bench/runtime_check.py,
+    and no TensorFlow or torch to import), "tensorflow" (the model in TensorFlow, MTCNN in torch) or
+    "auto": ONNX Runtime for each network where it is installed and matches its framework within
+    1e-4, else the framework.
     `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
     skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
@@ -69,8 +70,8 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     settings = Settings(frames=frames, batch_size=batch_size, aggregate=aggregate, threshold=threshold,
                         detect_every=detect_every, fast_decode=fast_decode,
                         max_pixels=round(max_megapixels * 1_000_000), input_timeout=input_timeout)
-    return Scanner(Model(Path(model), device, runtime), FaceDetector("cuda" if device == "gpu" else "cpu"),
-                   settings, timer)
+    faces = FaceDetector("cuda" if device == "gpu" else "cpu", runtime="torch" if runtime == "tensorflow" else runtime)
+    return Scanner(Model(Path(model), device, runtime), faces, settings, timer)
 
 
 @dataclass(frozen=True)

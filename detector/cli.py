@@ -89,9 +89,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "tensorflow"), default="auto",
-                        help="what scores the face crops: onnx (ONNX Runtime, faster on a CPU; the model is "
-                             "converted once and cached), tensorflow, or auto: onnx where it is installed and "
-                             "agrees with TensorFlow within 1e-4, else tensorflow (default auto)")
+                        help="what runs the networks: onnx (ONNX Runtime for the model and MTCNN, faster to start "
+                             "and to run on a CPU; each is converted once and cached), tensorflow (the model in "
+                             "TensorFlow, MTCNN in torch), or auto: ONNX Runtime for each where it is installed "
+                             "and agrees with its framework within 1e-4, else the framework (default auto)")
     parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="N",
                         help="refuse, before decoding, an image or video whose header declares more than N megapixels "
                              f"a frame (status unreadable; default {MAX_MEGAPIXELS})")
@@ -262,6 +263,8 @@ def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
     log.info("model %s (%s, runtime %s), threshold %.3f, %d input(s)", scanner.model.path,
              scanner.model.fingerprint, scanner.model.runtime, scanner.settings.threshold_for(scanner.model),
              len(inputs.paths))
+    if hasattr(scanner, "detector"):  # in this process, not on Ray workers
+        log.info("MTCNN runs in %s", scanner.detector.runtime)
     for path in inputs.skipped:
         log.info("skipped (not a video or image extension): %s", path)
     summary = run_batch(scanner, list(inputs.paths), results, overwrite=args.overwrite, progress=not args.quiet,
