@@ -456,7 +456,7 @@ def test_product_modules_import_in_any_order(imports):
 
 
 @pytest.mark.xfail(reason="library clash outside the product: triton (loaded by torchvision) segfaults when "
-                          "TensorFlow was imported first; detector.scan.model imports torch and torchvision first",
+                          "TensorFlow was imported first; detector.runtime imports torch and torchvision before it",
                    strict=False)
 def test_tensorflow_first_then_facenet_in_a_fresh_interpreter(imports):
     code, text = imports["tensorflow_first"]

@@ -115,7 +115,7 @@ def test_an_input_stuck_past_its_deadline_is_given_up_on_and_the_batch_goes_on(b
     assert time.monotonic() - started < 30
     stuck, following = results
     assert stuck.status == "error" and stuck.error.startswith(TIMED_OUT) and "--input-timeout" in stuck.error
-    assert following.status == "no_face"
+    assert following.status == "no_face", following.error
 
 
 # ---- the kill-soak: SIGKILL at random moments, then a rerun, ten times ----
