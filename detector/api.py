@@ -29,7 +29,7 @@ from detector.scan.status import ENDED_PROCESS, Status
 from detector.scan.video import FfmpegError, ffmpeg_info
 from detector.output.html_report import HtmlReport
 from detector.output.results import InProgress, Mark, ResultsError, ResultsFolder, Row, writing
-from detector.runtime import DeviceError, resolve_device
+from detector.runtime import DeviceError, few_malloc_arenas, resolve_device
 from detector.output.writers import get_writer
 
 __all__ = ["STAGES", "BatchItem", "DeviceError", "FfmpegError", "HtmlReport", "ModelError", "NoDefaultModel",
@@ -63,6 +63,7 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     (an error)."""
     ffmpeg_info()  # a DETECTOR_FFMPEG that does not run fails here, before the model loads
     device = resolve_device(device)
+    few_malloc_arenas()  # before the scanner's threads start
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():
             raise NoDefaultModel(DEFAULT_MODEL_DIR)
