@@ -164,8 +164,8 @@ def cascade(frames: np.ndarray, min_face: float, nets: Nets, pnet: Net | None = 
     boxes = _square(np.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
                               boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], 1))
 
+    crops, boxes, image = pyramid.crops(boxes, image, 24)
     if len(boxes):  # second stage: RNet on each candidate's 24×24 crop
-        crops, boxes, image = pyramid.crops(boxes, image, 24)
         reg, prob = nets.rnet(_normalised(crops))
         passed = prob[:, 1] > THRESHOLDS[1]
         boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], 1)
@@ -175,8 +175,8 @@ def cascade(frames: np.ndarray, min_face: float, nets: Nets, pnet: Net | None = 
         image = image[keep]
 
     points = np.zeros((0, 5, 2), np.float32)
+    crops, boxes, image = pyramid.crops(boxes, image, 48)
     if len(boxes):  # third stage: ONet on 48×48 crops, with the landmarks
-        crops, boxes, image = pyramid.crops(boxes, image, 48)
         reg, marks, prob = nets.onet(_normalised(crops))
         passed = prob[:, 1] > THRESHOLDS[2]
         boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], 1)
