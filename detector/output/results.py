@@ -135,12 +135,20 @@ class ResultsFolder:
         (flock): it goes with its process, so one left by a killed run never blocks anyone."""
         lock = self._lock(waiting)
         try:
+            self._remove_torn_writes()
             if self._read():
                 self.compact(force=True)
             yield
         finally:
             if lock is not None:
                 os.close(lock)
+
+    def _remove_torn_writes(self) -> None:
+        """Delete the temporary files (`.NAME.*.tmp`, atomic_open's) that writers killed mid-write
+        left: holding the lock, this run is the folder's one writer, so none is anyone's now."""
+        for torn in self.folder.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                torn.unlink()
 
     def _lock(self, waiting: Callable[[str], None] | None = None, block: bool = True) -> int | None:
         """Lock RESULTS/.lock and write this PID into it; the open file, whose closing unlocks.
