@@ -1,14 +1,15 @@
 """The face stage alone, on the CPU and (where there is one) the GPU: does following faces give a
 full search's boxes, what does each way cost per frame, and is MTCNN itself unchanged by the
-scanner's faster CPU kernels?
+scanner's numpy cascade and ONNX Runtime networks?
 
     python bench/face_stage.py [--frames 32]
 
 Three synthetic 1080p clips of the astronaut photo (300 px) on grey: one face drifting, two faces
 crossing, one face jumping across the frame half-way. For each device:
-  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: identical given
-              the same frame tensor?, max |Δbox| from a numpy frame (read in another memory order),
-              and ms per full search of each (the scanner's with its faster CPU layouts)
+  stock       the scanner's MTCNN against facenet-pytorch's as shipped, on one frame: its numpy cascade
+              with the torch networks identical to facenet-pytorch's given the same frame tensor?,
+              max |Δbox| of the networks the scanner runs (ONNX Runtime on the CPU), and ms per full
+              search of the scanner's and of facenet-pytorch's
   every 1/8   FaceTracker with a full search on every frame, and on every 8th (following faces in
               between): ms per frame, full searches, and max |Δbox| between the two (target: 0)
   batched     FaceDetector.detect on 8 frames per call, as the scanner runs full searches
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from detector.scan.faces import FaceDetector, _planar  # noqa: E402
+from detector.scan import mtcnn  # noqa: E402
+from detector.scan.faces import FaceDetector  # noqa: E402
 from detector.scan.tracking import FaceTracker  # noqa: E402
 
 SIDE = 300
@@ -74,20 +76,21 @@ def main() -> int:
         detector = FaceDetector(device)
         stock = MTCNN(keep_all=True, min_face_size=detector.min_face, device=torch.device(device))
         small = cv2.resize(clips["crossing"][n // 3], (640, 360), interpolation=cv2.INTER_AREA)[None]
-        (ours, _), = detector.cascade(small, detector.min_face, detector.mtcnn.pnet)
-        theirs = stock.detect(small)[0][0]  # as shipped: a numpy frame, read pixel-interleaved
-        with torch.no_grad():  # facenet-pytorch's cascade given the frame tensor the scanner builds
-            (same_input,), _ = detect_face(_planar(small) if device == "cpu" else small, detector.min_face,
-                                             stock.pnet, stock.rnet, stock.onet, stock.thresholds, stock.factor,
-                                             stock.device)
+        (ours, _), = mtcnn.cascade(small, detector.min_face, detector.nets)
+        (glue, _), = mtcnn.cascade(small, detector.min_face, mtcnn.torch_nets(device))
+        planes = torch.from_numpy(np.ascontiguousarray(small.transpose(0, 3, 1, 2), np.float32)).to(device)
+        with torch.no_grad():  # facenet-pytorch's cascade given the frame tensor, plane by plane
+            (same_input,), _ = detect_face(planes.permute(0, 2, 3, 1), detector.min_face, stock.pnet, stock.rnet,
+                                           stock.onet, stock.thresholds, stock.factor, stock.device)
         timed = {name: clock(device, lambda: [search() for _ in range(10)]) / 10 * 1000 for name, search in
                  (("scanner", lambda: detector.detect([clips["crossing"][n // 3]])),
                   ("stock", lambda: stock.detect(small)))}
-        print(f"\n{device}: the scanner's MTCNN against facenet-pytorch's: identical given the same frame "
-              f"tensor: {np.array_equal(ours, np.asarray(same_input, np.float32))}; max |Δbox| from a numpy frame "
-              f"{np.abs(ours[:, :4] - theirs).max():.2g} px; a full search {timed['scanner']:.1f} ms "
-              f"(scanner's, downscaling included) against {timed['stock']:.1f} ms (stock); "
-              f"follows faces: {detector.follows_faces}")
+        theirs = np.asarray(same_input, np.float32)
+        print(f"\n{device}: the scanner's MTCNN against facenet-pytorch's: numpy cascade with torch's networks "
+              f"identical: {np.array_equal(glue, theirs)}; networks in {detector.runtime}: max |Δbox| "
+              f"{np.abs(ours[:, :4] - theirs[:, :4]).max() if ours.shape == theirs.shape else 'other faces'} px; "
+              f"a full search {timed['scanner']:.1f} ms (scanner's, downscaling included) against "
+              f"{timed['stock']:.1f} ms (stock); follows faces: {detector.follows_faces}")
         for name, frames in clips.items():
             found = {}
             for every in (1, 8):

@@ -29,7 +29,7 @@ from detector.scan.status import ENDED_PROCESS, Status
 from detector.scan.video import FfmpegError, ffmpeg_info
 from detector.output.html_report import HtmlReport
 from detector.output.results import InProgress, Mark, ResultsError, ResultsFolder, Row, writing
-from detector.runtime import DeviceError, resolve_device
+from detector.runtime import DeviceError, few_malloc_arenas, resolve_device
 from detector.output.writers import get_writer
 
 __all__ = ["STAGES", "BatchItem", "DeviceError", "FfmpegError", "HtmlReport", "ModelError", "NoDefaultModel",
@@ -51,9 +51,10 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
          input_timeout: float | None = INPUT_TIMEOUT, timer: StageTimer = no_timing) -> Scanner:
     """A ready scanner: the model (default: the bundled one) and the face detector on `device`
     ("auto", "cpu" or "gpu"). Raises ModelError, DeviceError or FfmpegError; `timer` is the stage-timing hook.
-    `runtime` scores the crops in "tensorflow", "onnx" (ONNX Runtime, faster on a CPU:
-    bench/runtime_check.py) or "auto":
-    ONNX Runtime where it is installed and matches TensorFlow within 1e-4, else TensorFlow.
+    `runtime` runs the networks in "onnx" (ONNX Runtime, faster on a CPU: bench/runtime_check.py,
+    and no TensorFlow or torch to import), "tensorflow" (the model in TensorFlow, MTCNN in torch) or
+    "auto": ONNX Runtime for each network where it is installed and matches its framework within
+    1e-4, else the framework.
     `detect_every` (default 8) searches whole frames for faces on every 8th sampled frame and only
     near the faces found in between (the same boxes; 1: whole frames every time); `fast_decode=True`
     skips decoding frames no other frame needs even where sampled, which moves samples and p_fake
@@ -62,6 +63,7 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     (an error)."""
     ffmpeg_info()  # a DETECTOR_FFMPEG that does not run fails here, before the model loads
     device = resolve_device(device)
+    few_malloc_arenas()  # before the scanner's threads start
     if model is None:
         if not (DEFAULT_MODEL_DIR / "saved_model.pb").exists():
             raise NoDefaultModel(DEFAULT_MODEL_DIR)
@@ -69,8 +71,8 @@ def load(model: str | os.PathLike | None = None, device: str = "auto", *, runtim
     settings = Settings(frames=frames, batch_size=batch_size, aggregate=aggregate, threshold=threshold,
                         detect_every=detect_every, fast_decode=fast_decode,
                         max_pixels=round(max_megapixels * 1_000_000), input_timeout=input_timeout)
-    return Scanner(Model(Path(model), device, runtime), FaceDetector("cuda" if device == "gpu" else "cpu"),
-                   settings, timer)
+    faces = FaceDetector("cuda" if device == "gpu" else "cpu", runtime="torch" if runtime == "tensorflow" else runtime)
+    return Scanner(Model(Path(model), device, runtime), faces, settings, timer)
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto uses a GPU when TensorFlow and torch see one (default auto)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "tensorflow"), default="auto",
-                        help="what scores the face crops: onnx (ONNX Runtime, faster on a CPU; the model is "
-                             "converted once and cached), tensorflow, or auto: onnx where it is installed and "
-                             "agrees with TensorFlow within 1e-4, else tensorflow (default auto)")
+                        help="what runs the networks: onnx (ONNX Runtime for the model and MTCNN, faster to start "
+                             "and to run on a CPU; each is converted once and cached), tensorflow (the model in "
+                             "TensorFlow, MTCNN in torch), or auto: ONNX Runtime for each where it is installed "
+                             "and agrees with its framework within 1e-4, else the framework (default auto)")
     parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="N",
                         help="refuse, before decoding, an image or video whose header declares more than N megapixels "
                              f"a frame (status unreadable; default {MAX_MEGAPIXELS})")
@@ -111,6 +112,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     parser.add_argument("--workers", type=_positive, default=None, metavar="N",
                         help="with --ray: workers, each loading the model once (default: one per GPU where the "
                              "model goes on GPUs, else one per two CPUs of the cluster)")
+    parser.add_argument("--version", action="version", version=f"deepfake-detector {_version()}")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true",
                            help="errors and the summary only: no progress bar, no verdict lines")
@@ -123,6 +125,16 @@ def parse_args(argv: list[str] | None = None, prog: str = "deepfake-detector sca
     if args.ray is not None and importlib.util.find_spec("ray") is None:
         parser.error(RAY_MISSING)
     return args
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml), read without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepfake-detector")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
 
 
 def _positive(text: str) -> int:
@@ -251,6 +263,8 @@ def scan_with(args: argparse.Namespace, scanner: Scanner | RayScanner) -> int:
     log.info("model %s (%s, runtime %s), threshold %.3f, %d input(s)", scanner.model.path,
              scanner.model.fingerprint, scanner.model.runtime, scanner.settings.threshold_for(scanner.model),
              len(inputs.paths))
+    if hasattr(scanner, "detector"):  # in this process, not on Ray workers
+        log.info("MTCNN runs in %s", scanner.detector.runtime)
     for path in inputs.skipped:
         log.info("skipped (not a video or image extension): %s", path)
     summary = run_batch(scanner, list(inputs.paths), results, overwrite=args.overwrite, progress=not args.quiet,

@@ -4,8 +4,9 @@ cards and reports record.
 
 `import tensorflow` followed by torchvision or facenet-pytorch segfaults when triton is
 installed, so every module gets TensorFlow and tf_keras from here, never directly. They are
-imported on first use (`from detector.runtime import tf`, or `runtime.tf`): a scan whose model
-runs from its cached ONNX conversion never loads TensorFlow, about 0.6 GB and seconds of start-up.
+imported on first use (`from detector.runtime import tf`, or `runtime.tf`), and torch only with
+them or where a GPU may be there to ask about: a CPU scan whose networks run from their cached ONNX
+conversions loads neither (about 1 GB and seconds of start-up).
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-import torch
-import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
 
 
 @contextlib.contextmanager
@@ -45,6 +45,9 @@ def __getattr__(name: str):
     if name not in ("tf", "keras"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401  — it loads triton; triton loaded after tensorflow segfaults too
+
     with quiet_native_stderr():
         import tensorflow
         import tf_keras
@@ -53,6 +56,19 @@ def __getattr__(name: str):
             tensorflow.config.set_visible_devices([], "GPU")
     globals().update(tf=tensorflow, keras=tf_keras)
     return globals()[name]
+
+
+def few_malloc_arenas(arenas: int = 2) -> None:
+    """Have glibc's malloc keep at most `arenas` heaps. By default each thread that allocates may get
+    one of its own (up to 8 per core), and the scanner's decoding, face and scoring threads each
+    free large frames and crops their own heaps then hold on to: a batch's peak RSS grew by about
+    0.15 GB more that way (bench/benchmark.py --memory). No-op off glibc; $MALLOC_ARENA_MAX wins."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-8, arenas)  # M_ARENA_MAX
 
 
 def cpu_cores() -> int:
@@ -70,8 +86,8 @@ def resolve_device(name: str = "auto") -> str:
     not even imported to ask."""
     global _cpu_only
     if name == "auto":
-        name = "gpu" if torch.cuda.is_available() and _tf_sees_gpu() else "cpu"
-    if name == "gpu" and not (torch.cuda.is_available() and _tf_sees_gpu()):
+        name = "gpu" if _gpu_driver() and _torch_sees_gpu() and _tf_sees_gpu() else "cpu"
+    if name == "gpu" and not (_torch_sees_gpu() and _tf_sees_gpu()):
         raise DeviceError("--device gpu: TensorFlow and torch do not both see a GPU on this machine")
     if name == "cpu":
         _cpu_only = True
@@ -80,12 +96,24 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def _gpu_driver() -> bool:
+    """Whether an NVIDIA driver shows a device here (/dev/nvidia0…): where none does, "auto" is the
+    CPU without importing torch to ask (seconds of start-up for every call of a shell loop)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def _torch_sees_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _tf_sees_gpu() -> bool:
     with quiet_native_stderr():
         return bool(__getattr__("tf").config.list_physical_devices("GPU"))
 
 
-__all__ = ["DeviceError", "cpu_cores", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)
+__all__ = ["DeviceError", "cpu_cores", "few_malloc_arenas", "keras", "quiet_native_stderr", "resolve_device", "tf"]  # noqa: F822 (tf, keras: __getattr__)
 
 
 def command_line(command: str, argv: Sequence[str] | None = None) -> str:

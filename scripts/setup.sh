@@ -25,4 +25,13 @@ if [ "$have" != "$want" ] && [ "$have" != "$with_ray" ]; then
   # The package itself, editable (this checkout's code), for the `deepfake-detector` command.
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
+  # Convert MTCNN and the bundled model for ONNX Runtime now (about 20 s, cached in $DETECTOR_CACHE or
+  # ~/.cache/deepfake-detector), so that the first scan starts as fast as every later one.
+  .venv/bin/python -c "
+from detector.scan.faces import FaceDetector
+from detector.scan.model import DEFAULT_MODEL_DIR, Model
+FaceDetector()
+if (DEFAULT_MODEL_DIR / 'saved_model.pb').is_file():
+    Model(DEFAULT_MODEL_DIR)
+" || echo "note: the ONNX Runtime conversions failed here; the first scan tries again" >&2
 fi

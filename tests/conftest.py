@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import torch  # noqa: F401  — before tensorflow, as in the product
+import torch  # noqa: F401  — torch and torchvision before tensorflow, as detector.runtime imports them
+import torchvision  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -102,52 +102,6 @@ def test_after_two_failed_near_searches_whole_frames_are_searched_until_the_next
     assert [f[0].box for f in tracked] == [f[0].box for f in full]
 
 
-def test_faster_kernels_leave_mtcnn_exactly_as_facenet_pytorch_ships_it(detector, astronaut):
-    # The scanner's channels-last pools and integral-image pyramid against facenet-pytorch's own
-    # cascade, given the same frames: the same boxes, probabilities and landmarks, bit for bit.
-    import torch
-    from facenet_pytorch import MTCNN
-    from facenet_pytorch.models.utils.detect_face import detect_face
-
-    from detector.scan.faces import _planar
-
-    frames = np.stack([frame_with(astronaut, (40, 100), (400, 150)), frame_with(astronaut, (230, 20))])
-    stock = MTCNN(keep_all=True, min_face_size=detector.min_face)
-    ours = detector.cascade(frames, detector.min_face, detector.mtcnn.pnet)
-    with torch.no_grad():
-        boxes, points = detect_face(_planar(frames), detector.min_face, stock.pnet, stock.rnet, stock.onet,
-                                    stock.thresholds, stock.factor, stock.device)
-    assert [len(found) for found, _ in ours] == [2, 1]
-    for (found, landmarks), theirs, their_points in zip(ours, boxes, points):
-        assert np.array_equal(found, np.asarray(theirs, np.float32))
-        assert np.array_equal(landmarks, np.asarray(their_points, np.float32))
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_the_integral_image_pyramid_is_pytorchs_area_resampling_bit_for_bit(seed):
-    import torch
-    from facenet_pytorch.models.utils.detect_face import imresample
-
-    from detector.scan.faces import _AreaPyramid, _level_windows, _planar
-
-    rng = np.random.default_rng(seed)
-    height, width = (int(v) for v in rng.integers(20, 400, 2))
-    frames = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
-    tensor = _planar(frames).permute(0, 3, 1, 2)
-    region = [(width * 0.3, height * 0.2, width * 0.6, height * 0.7)]
-    for size in [(int(rng.integers(12, height + 1)), int(rng.integers(12, width + 1))) for _ in range(6)]:
-        expected = imresample(tensor, size)
-        assert torch.equal(_AreaPyramid(frames)(tensor, size), expected)
-        # only where PNet reads the region: those parts equal, the rest left at zero
-        windowed = _AreaPyramid(frames, region)(tensor, size)
-        mask = torch.zeros_like(expected, dtype=torch.bool)
-        for y0, y1, x0, x1 in _level_windows(region, (width, height), size):
-            mask[:, :, y0:y1, x0:x1] = True
-        assert torch.equal(windowed[mask], expected[mask]) and not windowed[~mask].any()
-    box = tensor[1:2, :, 5:17, 3:20]  # a face box of the later stages: facenet-pytorch's own resampling
-    assert torch.equal(_AreaPyramid(frames)(box, (24, 24)), imresample(box, (24, 24)))
-
-
 def test_two_faces_crossing_keep_their_count_and_tracks(detector, astronaut):
     # Two faces walk towards each other, pass (the second covers the first for a few frames) and part.
     frames = [frame_with(astronaut, (20 + 19 * i, 100), (470 - 19 * i, 110)) for i in range(24)]

@@ -2,18 +2,17 @@
 
 Detection runs on a smaller copy of each frame (MTCNN's cost grows with the pixel count) and the
 boxes are mapped back to full resolution, where crop.py cuts the crop the model sees; tracking.py
-decides which frames are searched whole and links faces into tracks.
+decides which frames are searched whole and links faces into tracks. MTCNN itself (facenet-pytorch's
+networks and cascade, in ONNX Runtime and numpy) is mtcnn.py.
 """
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
-from facenet_pytorch import MTCNN
-from facenet_pytorch.models.utils.detect_face import detect_face, imresample
+
+from detector.scan import mtcnn
 
 # Frames are detected with their longer side at most DETECT_SIDE; MIN_FACE is the smallest face
 # MTCNN looks for, in pixels of the detection frame (27 of 360 = 7.5% of a 16:9 frame's height).
@@ -46,26 +45,23 @@ class Face:
 
 
 class FaceDetector:
-    """facenet-pytorch MTCNN over a batch of same-sized frames."""
+    """MTCNN over a batch of same-sized frames. `runtime` is what runs its networks (mtcnn.load_nets):
+    "auto", "onnx" or "torch"; on a GPU (`device` "cuda") torch."""
 
-    def __init__(self, device: str = "cpu", detect_side: int = DETECT_SIDE, min_face: int = MIN_FACE):
-        if device == "cpu":
-            # One torch thread: MTCNN's small convolutions gain little from a second OpenMP thread,
-            # which spins whenever a core is busy (ffmpeg decodes beside it, TensorFlow scores);
-            # compare with bench/benchmark.py.
-            torch.set_num_threads(1)
+    def __init__(self, device: str = "cpu", detect_side: int = DETECT_SIDE, min_face: int = MIN_FACE,
+                 runtime: str = "auto"):
         self.device = device
         self.detect_side = detect_side
         self.min_face = min_face
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device(device))
-        if device == "cpu":  # CPU kernels only: on a GPU these layouts would change cuDNN's arithmetic
-            for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
-                for name, layer in list(net.named_children()):
-                    if isinstance(layer, torch.nn.MaxPool2d):
-                        setattr(net, name, _ChannelsLastPool(layer))
+        self.nets = mtcnn.load_nets(device, runtime)
         # Following faces (detect_near) saves CPU time; on a GPU full passes over 8 frames at a time
         # are cheaper than a frame-by-frame search near faces (bench/face_stage.py measures both).
         self.follows_faces = device == "cpu"
+
+    @property
+    def runtime(self) -> str:
+        """What runs MTCNN's networks: "onnx" or "torch"."""
+        return self.nets.runtime
 
     def detect(self, images: list[np.ndarray], first_index: int = 0) -> list[list[Face]]:
         """Faces in each image (all of one size), largest first, boxes in full-resolution pixels."""
@@ -76,34 +72,13 @@ class FaceDetector:
         small = np.stack([
             cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else image for image in images
         ])
-        # MTCNN's image pyramid starts at min_face pixels: a smaller frame gets no scale at all and
-        # facenet-pytorch fails on the empty pyramid (torch.cat of nothing), so nothing can be found.
+        # MTCNN's image pyramid starts at min_face pixels: a smaller frame gets no level at all, so
+        # nothing can be found in it.
         if min(small.shape[1:3]) < max(12, self.min_face):
             return [[] for _ in images]
-        found = self.cascade(small, self.min_face, self.mtcnn.pnet)
+        found = mtcnn.cascade(small, self.min_face, self.nets)
         return [_largest(_faces(first_index + i, boxes[:, :4], boxes[:, 4], points, scale, (0.0, 0.0), (width, height)))
                 for i, (boxes, points) in enumerate(found)]
-
-    def cascade(self, small: np.ndarray, min_face: float, pnet: torch.nn.Module,
-                regions: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """facenet-pytorch's MTCNN cascade on N same-sized detection frames (N×H×W×3 uint8): per frame,
-        the detections (K×5: box, probability) and their landmarks (K×5×2), as MTCNN.detect finds them.
-
-        On the CPU the frames go in plane by plane (_planar) and the image pyramid comes from one
-        integral image per frame (_AreaPyramid) instead of PyTorch's area resampling of the whole
-        frame at every level; both give the same numbers, bit for bit (bench/face_stage.py times the
-        whole search against facenet-pytorch's). With
-        `regions` (for _RegionPNet), only the parts of each level that PNet reads are worked out."""
-        search = detect_face
-        if self.device == "cpu":
-            names = {**detect_face.__globals__, "imresample": _AreaPyramid(small, regions)}
-            search = types.FunctionType(detect_face.__code__, names, detect_face.__name__, detect_face.__defaults__)
-        with torch.inference_mode():
-            found, points = search(_planar(small) if self.device == "cpu" else small, min_face, pnet,
-                                   self.mtcnn.rnet, self.mtcnn.onet, self.mtcnn.thresholds, self.mtcnn.factor,
-                                   self.mtcnn.device)
-        return [(np.asarray(f, np.float32).reshape(-1, 5), np.asarray(p, np.float32).reshape(-1, 5, 2))
-                for f, p in zip(found, points)]
 
     def _detect_size(self, width: int, height: int) -> tuple[float, tuple[int, int]]:
         """The scale and (width, height) at which MTCNN sees a frame: longer side ≤ detect_side."""
@@ -131,127 +106,38 @@ class FaceDetector:
         # next one 1/factor as large; a face is found at windows of about its own size. (A window
         # wider than the frame's short side would leave no level at all.)
         min_face = self.min_face
-        while min_face / self.mtcnn.factor <= min(smallest / 2, *size):
-            min_face /= self.mtcnn.factor
-        (found, points), = self.cascade(small[None], min_face, _RegionPNet(self.mtcnn.pnet, regions, size), regions)
+        while min_face / mtcnn.FACTOR <= min(smallest / 2, *size):
+            min_face /= mtcnn.FACTOR
+        (found, points), = mtcnn.cascade(small[None], min_face, self.nets, _RegionPNet(self.nets.pnet, regions, size),
+                                         regions)
         if any(not any(_inside(box, region) for region in regions) for box in found[:, :4]):
             return None
         return _largest(_faces(index, found[:, :4], found[:, 4], points, scale, (0.0, 0.0), (width, height)))
 
 
-class _ChannelsLastPool(torch.nn.Module):
-    """A max-pool run on a channels-last copy: PyTorch's CPU kernel for that layout is faster on
-    MTCNN's shapes (bench/face_stage.py times the whole search), and a maximum is the same
-    whatever order it is taken in."""
-
-    def __init__(self, pool: torch.nn.MaxPool2d):
-        super().__init__()
-        self.pool = pool
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
-
-
-class _AreaPyramid:
-    """facenet-pytorch's `imresample` (PyTorch's area interpolation) for MTCNN's image pyramid,
-    worked out from one integral image of each frame instead of from every pixel at every level.
-
-    An output pixel is the mean of its input bin; the frames' pixels are whole numbers, so a bin's
-    sum is exact in int32 (as PyTorch's float32 sum of them is), and dividing it by the bin's height,
-    then by its width, in float32 is what PyTorch's CPU kernel does: the levels are identical, bit
-    for bit (tests/test_tracking.py checks it). Anything but a whole frame (the face boxes of
-    MTCNN's later stages) goes to facenet-pytorch's own function. With `regions` (detection-frame
-    boxes), a level is worked out only where _RegionPNet reads it, and is zero elsewhere."""
-
-    def __init__(self, frames: np.ndarray, regions: list | None = None):
-        self.shape = (len(frames), 3, *frames.shape[1:3])
-        self.integral = np.stack([cv2.integral(frame, sdepth=cv2.CV_32S) for frame in frames])
-        self.regions = regions
-
-    def __call__(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(images.shape) != self.shape:
-            return imresample(images, size)
-        height, width = self.shape[2:]
-        if self.regions is None:
-            return self._means(_bins(height, size[0]), _bins(width, size[1]))
-        level = torch.zeros(len(self.integral), 3, *size)
-        for y0, y1, x0, x1 in _level_windows(self.regions, (width, height), size):
-            level[:, :, y0:y1, x0:x1] = self._means(_bins(height, size[0], y0, y1), _bins(width, size[1], x0, x1))
-        return level
-
-    def _means(self, ys: tuple[np.ndarray, np.ndarray], xs: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
-        """The mean of every bin (rows ys × columns xs), N×3×len(ys)×len(xs)."""
-        (y0, y1), (x0, x1) = ys, xs
-        rows = self.integral[:, y1] - self.integral[:, y0]
-        means = (rows[:, :, x1] - rows[:, :, x0]).astype(np.float32)
-        means /= (y1 - y0).astype(np.float32)[:, None, None]
-        means /= (x1 - x0).astype(np.float32)[None, :, None]
-        return torch.from_numpy(means).permute(0, 3, 1, 2).contiguous()  # PNet's layout as PyTorch's gives it
-
-
-def _bins(side: int, out: int, first: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of output pixels first..end's input spans, as adaptive average
-    pooling (PyTorch's area interpolation) has them."""
-    i = np.arange(first, out if end is None else end)
-    return i * side // out, -(-(i + 1) * side // out)
-
-
-class _RegionPNet(torch.nn.Module):
+class _RegionPNet:
     """MTCNN's PNet looking only inside regions (boxes in the detection frame's pixels): elsewhere
     each pyramid level gets probability 0, so no candidates. PNet is convolutions without padding
     and one 2×2 pool of stride 2, so on a crop that starts at an even pixel (and spans an even
     width, or reaches the level's edge) it gives exactly the whole level's outputs there."""
 
-    def __init__(self, pnet: torch.nn.Module, regions: list[tuple[float, float, float, float]], size: tuple[int, int]):
-        super().__init__()
+    def __init__(self, pnet: mtcnn.Net, regions: list[tuple[float, float, float, float]], size: tuple[int, int]):
         self.pnet, self.regions, self.size = pnet, regions, size
 
-    def forward(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = level.shape[2:]
-        reg = level.new_zeros(len(level), 4, _pnet_cells(height), _pnet_cells(width))
-        prob = level.new_zeros(len(level), 2, _pnet_cells(height), _pnet_cells(width))
-        for y0, y1, x0, x1 in _level_windows(self.regions, self.size, (height, width)):
-            r, p = self.pnet(level[:, :, y0:y1, x0:x1])
+        reg = np.zeros((len(level), 4, _pnet_cells(height), _pnet_cells(width)), np.float32)
+        prob = np.zeros((len(level), 2, _pnet_cells(height), _pnet_cells(width)), np.float32)
+        for y0, y1, x0, x1 in mtcnn.level_windows(self.regions, self.size, (height, width)):
+            r, p = self.pnet(np.ascontiguousarray(level[:, :, y0:y1, x0:x1]))
             cells = (slice(None), slice(None), slice(y0 // 2, y0 // 2 + r.shape[2]), slice(x0 // 2, x0 // 2 + r.shape[3]))
             reg[cells], prob[cells] = r, p
         return reg, prob
 
 
-def _level_windows(regions: list, size: tuple[int, int], level: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """The parts (y0, y1, x0, x1) of a pyramid level (height, width) that PNet reads for regions
-    given in pixels of the detection frame (`size`, width × height)."""
-    height, width = level
-    windows = []
-    for left, top, right, bottom in regions:
-        # the level's scale is about (side - 1) / frame side; 12 pixels more each way take in
-        # every 12×12 window that overlaps the region
-        x0, x1 = _even_span(left * (width - 1) / size[0], right * (width - 1) / size[0], width)
-        y0, y1 = _even_span(top * (height - 1) / size[1], bottom * (height - 1) / size[1], height)
-        if x1 - x0 >= 12 and y1 - y0 >= 12:
-            windows.append((y0, y1, x0, x1))
-    return windows
-
-
-def _planar(images: np.ndarray) -> torch.Tensor:
-    """N×H×W×3 frames as MTCNN takes them (float, N×H×W×3), but laid out plane by plane in memory:
-    the N×3×H×W view MTCNN makes of it is then contiguous, which makes its image pyramid cheaper
-    on a CPU (PyTorch's area resampling is slow on interleaved channels)."""
-    planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)  # writable: decoded frames are not
-    return torch.from_numpy(planes).permute(0, 2, 3, 1)
-
-
 def _pnet_cells(side: int) -> int:
     """PNet's output size for an input side: 3×3 conv, 2×2 pool (stride 2, partial last), two 3×3 convs."""
     return max(0, -(-(side - 4) // 2) - 3)
-
-
-def _even_span(start: float, end: float, side: int) -> tuple[int, int]:
-    """[start, end) grown by one 12-pixel window, starting even and spanning an even count unless at the edge."""
-    lo = max(0, int(np.floor(start)) - 12) // 2 * 2
-    hi = min(side, int(np.ceil(end)) + 12)
-    if (hi - lo) % 2 and hi < side:
-        hi += 1
-    return lo, hi
 
 
 def _grown(box: list[float], margin: float) -> tuple[float, float, float, float]:

@@ -10,7 +10,6 @@ back to TensorFlow with one log line, so which runtime scored never changes a ve
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.scan.aggregation import Calibration
-from detector.files import atomic_write
 import detector.runtime as _runtime
 from detector.scan import limits, onnx
 
@@ -139,12 +137,13 @@ class Model:
         self.device = device
         self.fingerprint = _fingerprint(self.path)
         self.runtime = "tensorflow"
-        if runtime != "tensorflow" and self._from_cache():
-            return
-        self._load_saved_model()
-        self._forward: Forward = self._tf_forward
+        self._fn = None  # the serving signature, once TensorFlow has loaded it
         if runtime != "tensorflow":
             self._use_onnx(required=runtime == "onnx")
+        if self.runtime == "tensorflow":
+            if self._fn is None:
+                self._load_saved_model()
+            self._forward: Forward = self._tf_forward
 
     def _load_saved_model(self) -> None:
         """TensorFlow's serving signature, checked against the contract in model.json."""
@@ -168,32 +167,6 @@ class Model:
             raise ModelError(f"{self.path}: model.json says input_size {self.contract.input_size} "
                              f"but the model takes {shape[1]}×{shape[2]} images")
         self._check_outputs()
-
-    def _from_cache(self) -> bool:
-        """Score with this model's cached ONNX conversion, without TensorFlow, when there is one and
-        it still gives the p(fake) TensorFlow gave on the check crops when it was made. The cache
-        holds only models that passed every check above (its name is the fingerprint, which covers
-        model.json), so only the contract is read again."""
-        cached = onnx.cache_file(self.fingerprint)
-        if not cached.is_file():
-            return False
-        try:
-            session = onnx.session(str(cached), onnx.providers(self.device))
-            meta = session.get_modelmeta().custom_metadata_map
-            reference = np.array(json.loads(meta[onnx.REFERENCE_KEY]), np.float32)
-            size = session.get_inputs()[0].shape[1]
-            self.contract = Contract.read(self.path / "model.json", size if isinstance(size, int) else None)
-            self._output_name = meta[onnx.OUTPUT_KEY]
-            self._forward = self._checked(session, onnx.check_crops(self.input_size), reference)
-        except ModelError:
-            raise
-        except onnx.OnnxMissing:
-            return False  # TensorFlow scores; _use_onnx says why
-        except Exception as exc:  # torn, corrupt, from an older version, or disagreeing: convert again
-            log.info("%s: cached ONNX model unusable (%s); converting again", cached, onnx.first_line(exc))
-            return False
-        self.runtime = "onnx"
-        return True
 
     def _check_outputs(self) -> None:
         """Catch a contract that cannot fit the model's output now, not once per input later."""
@@ -229,73 +202,45 @@ class Model:
         return np.asarray(self._fn(**{self._input_name: _runtime.tf.constant(batch)})[self._output_name])
 
     def _use_onnx(self, required: bool) -> None:
-        """Score in ONNX Runtime from now on, or say in one line why TensorFlow keeps scoring
-        (a ModelError instead where ONNX was `required`)."""
+        """Score in ONNX Runtime (onnx.checked_session: the cached conversion, else converted now),
+        or say in one line why TensorFlow scores (a ModelError instead where ONNX was `required`)."""
         try:
-            self._forward = self._onnx_forward(retry=required)
-            self.runtime = "onnx"
+            session = onnx.checked_session(
+                onnx.Conversion(onnx.cache_file(self.fingerprint), "TensorFlow", onnx.REFERENCE_KEY, self._convert,
+                                self._check_scores),
+                onnx.providers(self.device), retry=required)
         except onnx.OnnxUnavailable as exc:
             if required:
                 raise ModelError(f"{self.path}: cannot run in ONNX Runtime: {exc}") from None
             (log.info if isinstance(exc, onnx.OnnxMissing) else log.warning)(
                 "%s: scoring with TensorFlow, not ONNX Runtime: %s", self.path, exc)
+            return
+        input_name = session.get_inputs()[0].name
+        self._forward = lambda batch: session.run([self._output_name], {input_name: batch})[0]
+        self.runtime = "onnx"
 
-    def _onnx_forward(self, retry: bool) -> Forward:
-        """An ONNX Runtime session for this model that agrees with TensorFlow, converted and cached
-        (atomically, so a crash or a second process converting at once never leaves a torn file)
-        with TensorFlow's scores on the check crops, for `_from_cache`. A model that could not be
-        converted is not tried again (seconds to minutes each time) until the converting packages
-        change, or `retry` (--runtime onnx) asks."""
-        chosen = onnx.providers(self.device)
-        failed = onnx.cache_file(self.fingerprint).with_suffix(".failed")
-        if not retry and (reason := onnx.earlier_failure(failed)):
-            raise onnx.OnnxUnavailable(f"{reason} (found earlier; delete {failed} to try again)")
+    def _convert(self) -> tuple[bytes, np.ndarray]:
+        """The serving signature in ONNX (its output's name in the metadata) and TensorFlow's p(fake)
+        on the check crops; the SavedModel is loaded and checked against its contract first."""
+        if self._fn is None:
+            self._load_saved_model()
         try:
-            forward = self._convert_and_check(chosen)
-        except onnx.OnnxMissing:
-            raise
-        except onnx.OnnxUnavailable as exc:
-            with contextlib.suppress(OSError):
-                atomic_write(failed, json.dumps({"reason": str(exc), "versions": onnx.converter_versions()}).encode())
-            raise
-        with contextlib.suppress(OSError):  # an unwritable cache folder: nothing was recorded there
-            failed.unlink(missing_ok=True)
-        return forward
-
-    def _convert_and_check(self, chosen: list[str]) -> Forward:
-        probe = onnx.check_crops(self.input_size)
-        try:
-            reference = self._p_fake(self._tf_forward(self.to_input(probe)))
+            reference = self._p_fake(self._tf_forward(self.to_input(onnx.check_crops(self.input_size))))
         except (_runtime.tf.errors.OpError, TypeError, ValueError) as exc:  # the signature refuses such a batch
             raise onnx.OnnxUnavailable(f"TensorFlow cannot score the check crops ({onnx.first_line(exc)})") from None
-        cached = onnx.cache_file(self.fingerprint)
-        data = onnx.with_metadata(onnx.convert(self._fn, self._input_name),
-                              {onnx.REFERENCE_KEY: json.dumps(reference.tolist()), onnx.OUTPUT_KEY: self._output_name})
-        try:
-            forward = self._checked(onnx.session(data, chosen), probe, reference)
-        except onnx.OnnxUnavailable:
-            raise
-        except Exception as exc:  # onnxruntime's own error types: an op it lacks, a bad graph
-            raise onnx.OnnxUnavailable(f"ONNX Runtime cannot run the converted model ({onnx.first_line(exc)})") from None
-        try:
-            atomic_write(cached, data)
-        except OSError as exc:
-            log.warning("cannot cache the ONNX model in %s (%s): it is converted again on every load; "
-                        "set DETECTOR_CACHE to a writable folder", cached.parent, exc.strerror or exc)
-        return forward
+        data = onnx.with_metadata(onnx.convert(self._fn, self._input_name), {onnx.OUTPUT_KEY: self._output_name})
+        return data, reference
 
-    def _checked(self, session: onnxruntime.InferenceSession, probe: np.ndarray, reference: np.ndarray) -> Forward:
-        """The session as a Forward, once its p(fake) on the check crops is TensorFlow's within ONNX_TOLERANCE."""
-        input_name = session.get_inputs()[0].name
-
-        def forward(batch: np.ndarray) -> np.ndarray:
-            return session.run([self._output_name], {input_name: batch})[0]
-
-        gap = float(np.max(np.abs(self._p_fake(forward(self.to_input(probe))) - reference)))
-        if not gap <= onnx.ONNX_TOLERANCE:  # NaN fails too
-            raise onnx.OnnxUnavailable(f"its p(fake) differs from TensorFlow's by {gap:.1e} (> {onnx.ONNX_TOLERANCE:g}) "
-                                  "on the check crops")
-        return forward
+    def _check_scores(self, session: onnxruntime.InferenceSession) -> np.ndarray:
+        """A session's p(fake) on the check crops. From the cache, without TensorFlow, the contract
+        is read again (the file's name, the fingerprint, covers model.json, and it holds only
+        models that passed every check of _load_saved_model) and the output named as converted."""
+        if self._fn is None:
+            size = session.get_inputs()[0].shape[1]
+            self.contract = Contract.read(self.path / "model.json", size if isinstance(size, int) else None)
+            self._output_name = session.get_modelmeta().custom_metadata_map[onnx.OUTPUT_KEY]
+        batch = self.to_input(onnx.check_crops(self.input_size))
+        return self._p_fake(session.run([self._output_name], {session.get_inputs()[0].name: batch})[0])
 
     def to_input(self, crops: np.ndarray) -> np.ndarray:
         return self.contract.to_input(crops)

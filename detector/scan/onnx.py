@@ -1,29 +1,38 @@
-"""ONNX Runtime for the model stage: converting a SavedModel's serving signature once, caching it,
-and the check that keeps it honest.
+"""ONNX Runtime for every network the scanner runs: the classifier (a SavedModel's serving
+signature, through tf2onnx) and MTCNN's three (facenet-pytorch's torch modules, through
+torch.onnx), each converted once, cached, and kept honest by one check (checked_session).
 
-On a CPU the same network scores faster in ONNX Runtime (bench/runtime_check.py measures both on
-any model). A conversion is used only while its p(fake) matches TensorFlow's within
-ONNX_TOLERANCE on a fixed batch of check crops; the cached file carries TensorFlow's p(fake) on
-them, so a later load checks it without importing TensorFlow at all. A model that cannot be
-converted is recorded, and not tried again until the converting packages change.
+On a CPU the same networks run faster in ONNX Runtime, and without their frameworks the scanner
+starts in a fraction of the time (bench/runtime_check.py, bench/benchmark.py). A conversion is
+used only while its outputs on fixed check inputs match its framework's within ONNX_TOLERANCE; the
+cached file carries the framework's outputs on them, so a later load checks it without importing
+TensorFlow or torch at all. A network that cannot be converted is recorded, and not tried again
+until the converting packages change.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 import detector.runtime as _runtime
+from detector.files import atomic_write
 
 if TYPE_CHECKING:
     import onnxruntime
 
+log = logging.getLogger("detector")
+
 ONNX_OPSET = 17  # tf2onnx 1.17 writes up to 18; 17 covers every op of these conv nets and loads in ORT ≥ 1.13
-ONNX_TOLERANCE = 1e-4  # the largest |Δ p(fake)| from TensorFlow that ONNX Runtime may show on the check crops
-REFERENCE_KEY = "detector.tensorflow_p_fake"  # ONNX metadata: TensorFlow's p(fake) on the check crops
+ONNX_TOLERANCE = 1e-4  # the largest |Δ| from its framework that ONNX Runtime may show on the check inputs
+REFERENCE_KEY = "detector.tensorflow_p_fake"  # ONNX metadata: the classifier's p(fake) in TensorFlow on the check crops
 OUTPUT_KEY = "detector.output"  # ONNX metadata: the serving signature's output that holds the scores
 
 
@@ -72,6 +81,72 @@ def onnx_threads() -> int:
     return max(1, _runtime.cpu_cores() // 2)
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """One network's way into ONNX Runtime. `convert` (which may import the framework) gives the
+    serialized ONNX model and the framework's own outputs on the check inputs; `outputs` gives a
+    session's outputs on the same inputs, in the same order."""
+    cached: Path  # cache_file(the network's fingerprint)
+    framework: str  # "TensorFlow", "torch": for the messages
+    reference_key: str  # the metadata entry that holds the framework's outputs
+    convert: Callable[[], tuple[bytes, np.ndarray]]
+    outputs: Callable[[onnxruntime.InferenceSession], np.ndarray]
+
+
+def checked_session(conversion: Conversion, chosen: list[str], retry: bool = False) -> onnxruntime.InferenceSession:
+    """A session that gives the framework's outputs within ONNX_TOLERANCE: the cached conversion
+    where it still passes the check against the outputs stored in it (no framework imported), else
+    converted, checked and cached (atomically, so a crash or a second process converting at once
+    never leaves a torn file). OnnxUnavailable says why not; a network that could not be converted
+    is not tried again (seconds to minutes each time) until the converting packages change, or
+    `retry` asks."""
+    cached = conversion.cached
+    if cached.is_file():
+        try:
+            found = session(str(cached), chosen)
+            reference = np.array(json.loads(found.get_modelmeta().custom_metadata_map[conversion.reference_key]),
+                                 np.float32)
+            return _checked(found, conversion, reference)
+        except Exception as exc:  # torn, corrupt, from an older version, or disagreeing: convert again
+            log.info("%s: cached ONNX model unusable (%s); converting again", cached, first_line(exc))
+    failed = cached.with_suffix(".failed")
+    if not retry and (reason := earlier_failure(failed)):
+        raise OnnxUnavailable(f"{reason} (found earlier; delete {failed} to try again)")
+    try:
+        data, reference = conversion.convert()
+        data = with_metadata(data, {conversion.reference_key: json.dumps(np.asarray(reference, np.float32).ravel().tolist())})
+        try:
+            made = _checked(session(data, chosen), conversion, np.asarray(reference, np.float32))
+        except OnnxUnavailable:
+            raise
+        except Exception as exc:  # onnxruntime's own error types: an op it lacks, a bad graph
+            raise OnnxUnavailable(f"ONNX Runtime cannot run the converted model ({first_line(exc)})") from None
+    except OnnxMissing:
+        raise
+    except OnnxUnavailable as exc:
+        with contextlib.suppress(OSError):
+            atomic_write(failed, json.dumps({"reason": str(exc), "versions": converter_versions()}).encode())
+        raise
+    with contextlib.suppress(OSError):  # an unwritable cache folder: nothing was recorded there
+        failed.unlink(missing_ok=True)
+    try:
+        atomic_write(cached, data)
+    except OSError as exc:
+        log.warning("cannot cache the ONNX model in %s (%s): it is converted again on every load; "
+                    "set DETECTOR_CACHE to a writable folder", cached.parent, exc.strerror or exc)
+    return made
+
+
+def _checked(found: onnxruntime.InferenceSession, conversion: Conversion,
+             reference: np.ndarray) -> onnxruntime.InferenceSession:
+    outputs = np.asarray(conversion.outputs(found), np.float32).ravel()
+    gap = float(np.max(np.abs(outputs - reference.ravel()))) if outputs.shape == reference.ravel().shape else np.nan
+    if not gap <= ONNX_TOLERANCE:  # NaN fails too
+        raise OnnxUnavailable(f"its output differs from {conversion.framework}'s by {gap:.1e} "
+                              f"(> {ONNX_TOLERANCE:g}) on the check inputs")
+    return found
+
+
 def convert(signature, input_name: str) -> bytes:
     """The serving signature as a serialized ONNX model (tf2onnx, variables frozen into it)."""
     try:
@@ -90,6 +165,27 @@ def convert(signature, input_name: str) -> bytes:
         raise OnnxUnavailable(f"tf2onnx cannot convert it ({type(exc).__name__}: {first_line(exc)})") from None
 
 
+def export_torch(module, example: np.ndarray, outputs: list[str], dynamic: dict[str, dict[int, str]]) -> bytes:
+    """A torch module as a serialized ONNX model (the TorchScript exporter): its input named
+    "input", its outputs `outputs`, and the `dynamic` axes of each (name → {axis: axis name}) left free."""
+    import io
+    import warnings
+
+    import torch
+
+    buffer = io.BytesIO()
+    try:
+        # the TorchScript exporter (deprecated in torch 2.9, still the one that needs no onnxscript)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(module, (torch.from_numpy(example),), buffer, input_names=["input"], output_names=outputs,
+                              dynamic_axes=dynamic,
+                              opset_version=ONNX_OPSET, dynamo=False)
+    except Exception as exc:  # the exporter raises anything from unsupported ops to tracer errors
+        raise OnnxUnavailable(f"torch.onnx cannot convert it ({type(exc).__name__}: {first_line(exc)})") from None
+    return buffer.getvalue()
+
+
 def converter_versions() -> dict[str, str | None]:
     """The versions of what converts and runs a model: a conversion failed with others is tried again."""
     from importlib.metadata import PackageNotFoundError, version
@@ -100,7 +196,7 @@ def converter_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             return None
 
-    return {name: installed(name) for name in ("tensorflow", "tf2onnx", "onnx", "onnxruntime")}
+    return {name: installed(name) for name in ("tensorflow", "tf2onnx", "torch", "facenet-pytorch", "onnx", "onnxruntime")}
 
 
 def earlier_failure(marker: Path) -> str | None:
