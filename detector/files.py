@@ -37,9 +37,10 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
 
 
 def remove_stale_temps(folder: Path) -> None:
-    """Delete the temp files `atomic_open` leaves in `folder` when its process is killed mid-write
-    (SIGKILL skips the clean-up). Only the folder's one writer may: another's are not stale."""
-    for tmp in Path(folder).glob(".*.tmp"):
+    """Delete the temp files `atomic_open` leaves in `folder` and below (the report's per-input
+    files too) when its process is killed mid-write (SIGKILL skips the clean-up). Only the
+    folder's one writer may: another's are not stale."""
+    for tmp in Path(folder).rglob(".*.tmp"):  # rglob does not follow links out of the folder
         tmp.unlink(missing_ok=True)
 
 

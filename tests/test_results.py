@@ -242,8 +242,10 @@ def test_a_torn_last_row_is_dropped_on_opening_and_earlier_rows_survive(tmp_path
 def test_the_temp_files_of_a_writer_killed_mid_write_go_when_the_next_takes_the_folder(tmp_path):
     folder = ResultsFolder(tmp_path)
     folder.write(Row(path="/v/a.mp4", status="ok", label="REAL", p_fake=0.1), {"a": 1})
-    left = [tmp_path / ".scanning.k2j4.tmp", tmp_path / ".results.csv.x9q1.tmp", tmp_path / "details" / ".a.json.0f3.tmp"]
+    left = [tmp_path / ".scanning.k2j4.tmp", tmp_path / ".results.csv.x9q1.tmp", tmp_path / "details" / ".a.json.0f3.tmp",
+            tmp_path / "report" / "inputs" / ".641c.js.7lio.tmp"]  # the report's per-input files too (the kill-soak found one)
     for tmp in left:  # what SIGKILL between mkstemp and rename leaves behind
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text("half")
     (tmp_path / "notes.tmp").write_text("mine")  # not one of atomic_open's: left alone
     with ResultsFolder(tmp_path).locked():

@@ -137,7 +137,6 @@ class ResultsFolder:
         try:
             with writing(self.folder):  # what a killed writer was halfway through writing
                 remove_stale_temps(self.folder)
-                remove_stale_temps(self.details_dir)
             if self._read():
                 self.compact(force=True)
             yield
