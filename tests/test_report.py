@@ -84,6 +84,17 @@ def test_one_class_input_leaves_ranking_metrics_undefined() -> None:
     assert m.balanced_accuracy == pytest.approx(2 / 3)
 
 
+def test_real_videos_called_fake_is_counted_at_the_threshold_with_a_wilson_interval() -> None:
+    # 16 reals, 3 at or above the threshold (one exactly on it), and two fakes that do not count
+    scores = [0.9, 0.5, 0.7] + [0.1] * 13 + [0.2, 0.95]
+    m = compute_metrics([0] * 16 + [1, 1], scores, 0.5)
+    assert m.real_called_fake == 3 / 16
+    assert (round(m.real_called_fake_low, 3), round(m.real_called_fake_high, 3)) == (0.066, 0.43)  # Wilson, z 1.96
+    none = compute_metrics([0] * 9, [0.1] * 9, 0.5)
+    assert none.real_called_fake == 0 and none.real_called_fake_low == 0 and 0.29 < none.real_called_fake_high < 0.31
+    assert compute_metrics([1, 1], [0.2, 0.9], 0.5).real_called_fake is None  # no reals, no false alarms to count
+
+
 @pytest.mark.parametrize(
     ("labels", "scores"),
     [([], []), ([0, 1], [0.5]), ([0, 2], [0.1, 0.2]), ([0, 1], [0.1, float("nan")])],
@@ -188,7 +199,8 @@ def test_write_report_writes_parseable_files(tmp_path: Path) -> None:
 def test_format_table_lists_every_group() -> None:
     metrics = grouped_metrics([0, 0, 1, 1], SCORES, ["real", "real", "Deepfakes", "Deepfakes"], 0.5)
     lines = format_table(metrics).splitlines()
-    assert lines[0].split() == ["group", "n", "AUC", "(95%", "CI)", "log", "loss", "acc", "bal", "acc", "EER", "AP"]
+    assert lines[0].split() == ["group", "n", "AUC", "(95%", "CI)", "log", "loss", "acc", "bal", "acc", "EER", "AP",
+                                "real", "called", "FAKE", "(95%", "CI)"]
     assert [line.split()[0] for line in lines[2:]] == ["all", "real", "Deepfakes"]
     assert lines[2].split()[2] == "0.750"
     assert lines[3].split()[2] == "-"  # reals alone have no AUC

@@ -1,6 +1,7 @@
 """Metrics of a labelled set of per-video scores: AUC with its interval, log loss, accuracy at a
-threshold, per-group tables, own-original pairs, and the threshold pick. The evaluation folder's
-bottom: the trainer and the evaluator both use it.
+threshold, the share of real videos called FAKE (the false alarms a user sees) with its interval,
+per-group tables, own-original pairs, and the threshold pick. The evaluation folder's bottom: the
+trainer, the evaluator and the study all use it.
 
 Labels follow the convention 1 = fake, 0 = real; a score is the predicted probability that the
 video is fake, and a video is predicted fake when ``score >= threshold``.
@@ -34,6 +35,9 @@ class Metrics:
     threshold: float
     auc_low: float | None = None  # 95% bootstrap interval of the AUC (videos resampled within each class)
     auc_high: float | None = None
+    real_called_fake: float | None = None  # share of the real videos scored >= threshold; None without reals
+    real_called_fake_low: float | None = None  # its 95% Wilson interval
+    real_called_fake_high: float | None = None
 
 
 def as_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +85,21 @@ def auc_interval(y: np.ndarray, s: np.ndarray, level: float = 0.95, n: int = 200
     return float(low), float(high)
 
 
+def real_called_fake(y: np.ndarray, s: np.ndarray, threshold: float) -> float | None:
+    """Share of the real videos scored at or above the threshold; None without reals."""
+    real = y == 0
+    return float((s[real] >= threshold).mean()) if real.any() else None
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion: unlike the normal approximation it stays inside
+    [0, 1] and is not zero-width at 0 of n, which small sets (9 real clips) need."""
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def compute_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> Metrics:
     """Metrics for one set; ranking metrics (AUC, log loss, EER, AP) need both classes, else None."""
     y, s = as_arrays(labels, scores)
@@ -88,9 +107,11 @@ def compute_metrics(labels: Sequence[int], scores: Sequence[float], threshold: f
     n_fake = int(y.sum())
     both_classes = 0 < n_fake < y.size
     low, high = auc_interval(y, s) if both_classes else (None, None)
+    n_real, alarms = int(y.size - n_fake), real_called_fake(y, s, threshold)
+    alarm_low, alarm_high = wilson_interval(round(alarms * n_real), n_real) if n_real else (None, None)
     return Metrics(
         n=int(y.size),
-        n_real=int(y.size - n_fake),
+        n_real=n_real,
         n_fake=n_fake,
         auc=float(roc_auc_score(y, s)) if both_classes else None,
         log_loss=(
@@ -105,6 +126,9 @@ def compute_metrics(labels: Sequence[int], scores: Sequence[float], threshold: f
         threshold=float(threshold),
         auc_low=low,
         auc_high=high,
+        real_called_fake=alarms,
+        real_called_fake_low=alarm_low,
+        real_called_fake_high=alarm_high,
     )
 
 

@@ -94,10 +94,10 @@ def write_report(out_dir: Path, rows: Sequence[dict], metrics: dict[str, Metrics
 
 def format_table(metrics: dict[str, Metrics]) -> str:
     """A fixed-width plain-text table, readable in a terminal and pasteable into a README."""
-    header = ["group", "n", "AUC (95% CI)", "log loss", "acc", "bal acc", "EER", "AP"]
+    header = ["group", "n", "AUC (95% CI)", "log loss", "acc", "bal acc", "EER", "AP", "real called FAKE (95% CI)"]
     body = [
         [name, str(m.n), format_auc(m), format_number(m.log_loss), format_number(m.accuracy),
-         format_number(m.balanced_accuracy), format_number(m.eer), format_number(m.average_precision)]
+         format_number(m.balanced_accuracy), format_number(m.eer), format_number(m.average_precision), format_alarms(m)]
         for name, m in metrics.items()
     ]
     return text_table(header, body)
@@ -109,6 +109,13 @@ def format_number(x: float | None) -> str:
 
 def format_auc(m: Metrics) -> str:
     return format_number(m.auc) if m.auc_low is None else f"{m.auc:.3f} ({m.auc_low:.2f}–{m.auc_high:.2f})"
+
+
+def format_alarms(m: Metrics) -> str:
+    """Real videos called FAKE as a count, so a small set reads as small: "3/16 (0.07–0.43)"."""
+    if m.real_called_fake is None:
+        return "-"
+    return f"{round(m.real_called_fake * m.n_real)}/{m.n_real} ({m.real_called_fake_low:.2f}–{m.real_called_fake_high:.2f})"
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:

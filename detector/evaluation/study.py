@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.data.crops import CropRecord, read_index
+from detector.evaluation.metrics import real_called_fake
 from detector.evaluation.pool import CROPS, VAL, PoolItem, read_pool
 from detector.evaluation.selection import Estimate, auc, estimate, losses, plain, resamples
 from detector.files import atomic_write
@@ -99,8 +100,8 @@ def measure(scored: Scored, draws: list[np.ndarray]) -> dict:
 
 
 def _called(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
-    real = labels == 0
-    return float((scores[real] >= threshold).mean()) if real.any() else float("nan")
+    share = real_called_fake(labels, scores, threshold)
+    return float("nan") if share is None else share
 
 
 def difference(scored: Scored, draws: list[np.ndarray], a: str, b: str, group: str) -> Estimate:
